@@ -1,0 +1,145 @@
+"""Torch datasets over caption-video pairs: decoded clips, tokenized captions, bad-video policy."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from harness import distributed
+from harness.data_types import VideoTextPairs
+from harness.text import TextTokenizer, tokenize
+from harness.video import VideoReadError, load_clip_uint8, normalize
+
+BAD_VIDEO_POLICIES = ("error", "skip")
+
+
+class ClipSource:
+    """Turns a video path into model input with one run's sampling settings.
+
+    ``__call__(path)`` returns ``(pixels (F, 3, S, S) float32, mask (F,) int64)``. With
+    ``cache_in_memory`` the sampled uint8 frames of each video are kept after the first decode
+    (a small benchmark fits in memory; later epochs then skip decoding).
+    """
+
+    def __init__(
+        self,
+        max_frames: int,
+        image_size: int,
+        framerate: float | None,
+        cache_in_memory: bool = False,
+    ) -> None:
+        self.max_frames = max_frames
+        self.image_size = image_size
+        self.framerate = framerate
+        self.cache_in_memory = cache_in_memory
+        self._cache: dict[Path, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def frames_uint8(self, path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+        """The sampled, resized frames (F, S, S, 3) uint8 and the mask (F,) of ``path``."""
+        cached = self._cache.get(path)
+        if cached is None:
+            cached = load_clip_uint8(path, self.max_frames, self.image_size, self.framerate)
+            if self.cache_in_memory:
+                self._cache[path] = cached
+        return cached
+
+    def __call__(self, path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+        frames, mask = self.frames_uint8(path)
+        pixels = torch.zeros(self.max_frames, 3, self.image_size, self.image_size)
+        valid = int(mask.sum())
+        if valid:
+            pixels[:valid] = normalize(frames[:valid])
+        return pixels, mask
+
+
+def drop_bad_videos(
+    pairs: VideoTextPairs, source: ClipSource
+) -> tuple[VideoTextPairs, list[dict[str, str]]]:
+    """Decode every video once (sharded over processes) and drop the unreadable ones.
+
+    Returns the pairs without those videos and their captions, and one record
+    ``{"path", "error"}`` per skipped file (identical on every process).
+    """
+    local_bad = []
+    for i in distributed.shard(pairs.num_videos):
+        try:
+            source.frames_uint8(pairs.video_paths[i])
+        except VideoReadError as exc:
+            local_bad.append((i, str(exc)))
+    bad = dict(_all_gather_objects(local_bad))
+    if not bad:
+        return pairs, []
+    keep = [i for i in range(pairs.num_videos) if i not in bad]
+    new_index = {old: new for new, old in enumerate(keep)}
+    kept_captions = [c for c, v in enumerate(pairs.caption_video) if v in new_index]
+    kept = dataclasses.replace(
+        pairs,
+        video_ids=[pairs.video_ids[i] for i in keep],
+        video_paths=[pairs.video_paths[i] for i in keep],
+        captions=[pairs.captions[c] for c in kept_captions],
+        caption_video=[new_index[pairs.caption_video[c]] for c in kept_captions],
+        groups=None if pairs.groups is None else [pairs.groups[i] for i in keep],
+    )
+    skipped = [{"path": str(pairs.video_paths[i]), "error": bad[i]} for i in sorted(bad)]
+    return kept, skipped
+
+
+def _all_gather_objects(items: list) -> list:
+    if distributed.world_size() == 1:
+        return items
+    parts: list[list] = [[] for _ in range(distributed.world_size())]
+    torch.distributed.all_gather_object(parts, items)
+    return [item for part in parts for item in part]
+
+
+class CaptionDataset(Dataset):
+    """Tokenized captions: item -> ``{"index", "ids" (L,), "mask" (L,)}``."""
+
+    def __init__(self, captions: list[str], tokenizer: TextTokenizer, max_words: int) -> None:
+        self.captions = captions
+        self.tokenizer = tokenizer
+        self.max_words = max_words
+
+    def __len__(self) -> int:
+        return len(self.captions)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        ids, mask = tokenize(self.tokenizer, self.captions[index], self.max_words)
+        return {"index": index, "ids": ids, "mask": mask}
+
+
+class VideoDataset(Dataset):
+    """Decoded clips: item -> ``{"index", "pixels" (F,3,S,S), "video_mask" (F,)}``."""
+
+    def __init__(self, paths: list[Path], source: ClipSource) -> None:
+        self.paths = paths
+        self.source = source
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        pixels, mask = self.source(self.paths[index])
+        return {"index": index, "pixels": pixels, "video_mask": mask}
+
+
+class PairDataset(Dataset):
+    """Training pairs: item i = caption i with its video (both dataset items merged)."""
+
+    def __init__(self, pairs: VideoTextPairs, tokenizer: TextTokenizer, max_words: int, source):
+        self.pairs = pairs
+        self.captions = CaptionDataset(pairs.captions, tokenizer, max_words)
+        self.videos = VideoDataset(pairs.video_paths, source)
+
+    def __len__(self) -> int:
+        return self.pairs.num_captions
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item = self.captions[index]
+        video = self.videos[self.pairs.caption_video[index]]
+        item.update(pixels=video["pixels"], video_mask=video["video_mask"])
+        return item

@@ -1,0 +1,99 @@
+"""Collectives that the engine and the heads need beyond what Accelerate offers.
+
+Two all-gathers that carry gradients (METHODS §0.5):
+- ``"local"``: the backward returns only this rank's slice of the incoming gradient, as in
+  CLIP4Clip, X-CLIP, DRL and EMCL-Net. With DDP averaging this gives (1/world) times the
+  single-device gradient of the global-batch loss.
+- ``"sum"``: the backward sums the gradient over ranks before slicing (HMMC's diffdist,
+  ``torch.distributed.nn.functional.all_gather``). With DDP averaging this equals the
+  single-device gradient.
+And an index-ordered gather for evaluation that removes sharding padding, so that metrics do not
+depend on the number of processes.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+import torch.distributed.nn.functional as dist_fn
+
+GATHER_MODES = ("local", "sum")
+
+
+def world_size() -> int:
+    """Number of processes in the default group (1 when not distributed)."""
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def rank() -> int:
+    """This process's rank (0 when not distributed)."""
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+class _GatherLocalGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
+        ctx.rank, ctx.size = rank(), tensor.shape[0]
+        parts = [torch.empty_like(tensor) for _ in range(world_size())]
+        dist.all_gather(parts, tensor.contiguous())
+        return torch.cat(parts, dim=0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return grad[ctx.rank * ctx.size : (ctx.rank + 1) * ctx.size]
+
+
+def all_gather_with_grad(tensor: torch.Tensor, mode: str = "local") -> torch.Tensor:
+    """Concatenate ``tensor`` (B, ...) from every rank along dim 0 -> (world*B, ...).
+
+    Same B on every rank is required (training loaders drop the last batch). ``mode`` picks the
+    backward convention described in the module docstring. Identity when not distributed.
+    """
+    if world_size() == 1:
+        return tensor
+    if mode == "local":
+        return _GatherLocalGrad.apply(tensor)
+    if mode == "sum":
+        return torch.cat(dist_fn.all_gather(tensor.contiguous()), dim=0)
+    raise ValueError(f"train.gather_grad must be one of {GATHER_MODES}, got {mode!r}")
+
+
+def gather_by_index(
+    index: torch.Tensor, tensors: dict[str, torch.Tensor], total: int
+) -> dict[str, torch.Tensor]:
+    """Collect per-sample tensors computed on shards into full tensors ordered by sample index.
+
+    ``index`` (n,) holds the dataset index of each local row (rows may be any subset; duplicates
+    from padded samplers are allowed); every ``tensors[k]`` is (n, ...). Returns, on every rank,
+    tensors of shape (total, ...) with row i = the sample whose index is i. Raises if an index in
+    [0, total) was produced by no rank.
+    """
+    if world_size() == 1:
+        gathered_index, gathered = index, tensors
+    else:
+        counts = [torch.zeros(1, dtype=torch.long) for _ in range(world_size())]
+        dist.all_gather(counts, torch.tensor([index.numel()]))
+        longest = int(max(c.item() for c in counts))
+        gathered_index = _gather_padded(index, longest, counts)
+        gathered = {k: _gather_padded(v, longest, counts) for k, v in tensors.items()}
+    order = torch.full((total,), -1, dtype=torch.long)
+    order[gathered_index] = torch.arange(gathered_index.numel())
+    if (order < 0).any():
+        missing = int((order < 0).nonzero()[0])
+        raise RuntimeError(f"evaluation lost sample {missing}: no process produced it")
+    return {k: v[order] for k, v in gathered.items()}
+
+
+def _gather_padded(tensor: torch.Tensor, longest: int, counts: list[torch.Tensor]) -> torch.Tensor:
+    pad = longest - tensor.shape[0]
+    padded = torch.cat([tensor, tensor.new_zeros((pad, *tensor.shape[1:]))]) if pad else tensor
+    parts = [torch.empty_like(padded) for _ in range(world_size())]
+    dist.all_gather(parts, padded.contiguous())
+    return torch.cat([part[: int(c.item())] for part, c in zip(parts, counts, strict=True)])
+
+
+def shard(items: int, world: int | None = None, this_rank: int | None = None) -> range:
+    """The indices this rank handles when ``items`` work units are split round-robin."""
+    world = world_size() if world is None else world
+    this_rank = rank() if this_rank is None else this_rank
+    return range(this_rank, items, world)

@@ -1,0 +1,69 @@
+"""The contract between the engine and a task (retrieval, qa, captioning).
+
+The engine owns Accelerate, the optimizer, checkpoints and results files; a task owns its data,
+its model and its metrics, and never sees which process count it runs under except through the
+helpers of :mod:`harness.distributed`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Sampler
+
+from harness.config import Config
+
+
+@dataclass
+class EvalOutput:
+    """What one evaluation produced.
+
+    ``metrics`` goes to results.json as is; ``samples`` are one dict per evaluated query;
+    ``extra`` holds further top-level results.json fields (e.g. post-processed metrics);
+    ``notes`` are lines printed under the console table and stored in results.json.
+    """
+
+    metrics: dict[str, Any]
+    samples: list[dict[str, Any]]
+    num_samples: dict[str, int]
+    extra: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+class Task:
+    """Base class; subclasses implement every method that raises NotImplementedError."""
+
+    name = "task"
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    def setup(self) -> None:
+        """Load annotations and build tokenizers (called on every process before the model)."""
+        raise NotImplementedError
+
+    def build_model(self) -> nn.Module:
+        """The model to train and evaluate (plain nn.Module; the engine wraps it)."""
+        raise NotImplementedError
+
+    def train_loader(self, per_process_batch: int) -> tuple[DataLoader, Sampler | None]:
+        """The training DataLoader and the sampler whose ``set_epoch`` the engine calls."""
+        raise NotImplementedError
+
+    def training_loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Scalar loss of one batch (``model`` may be DDP-wrapped: call it, do not reach in)."""
+        raise NotImplementedError
+
+    def after_step(self, model: nn.Module) -> None:
+        """Hook after every optimizer step (e.g. clamping the logit scale)."""
+
+    def evaluate(self, model: nn.Module) -> EvalOutput:
+        """Evaluate the unwrapped ``model`` on the test split, identically on every process."""
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """Protocol facts recorded in results.json (split, frames, resolution, ...)."""
+        return {}

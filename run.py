@@ -1,0 +1,147 @@
+"""emcl-bench command line: parse, resolve the config, look names up, hand over to the engine.
+
+    python run.py --task retrieval                      # train + evaluate on synthvtt
+    python run.py --task retrieval --eval-only --checkpoint runs/<run>
+    python run.py --list                                # what is registered
+    python run.py --task retrieval --show-config        # the resolved config, no run
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent
+CONFIGS = REPO / "tasks" / "configs"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command-line arguments."""
+    parser = argparse.ArgumentParser(prog="run.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--task", help="task name (see --list)")
+    parser.add_argument("--dataset", help="dataset name (default: synthvtt)")
+    parser.add_argument("--method", help="method name (default: emcl)")
+    parser.add_argument("--config", type=Path, help="a yaml file of settings")
+    parser.add_argument(
+        "-o", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override one setting, e.g. -o train.lr=1e-4 (repeatable)",
+    )
+    parser.add_argument("--data-root", type=Path, help="dataset folder (sets data.root)")
+    parser.add_argument("--output-dir", type=Path, help="run folder (default: runs/<name>-<time>)")
+    parser.add_argument("--eval-only", action="store_true", help="evaluate a checkpoint only")
+    parser.add_argument("--checkpoint", type=Path, help="checkpoint folder or run folder")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --output-dir")
+    parser.add_argument("--mixed-precision", choices=("no", "bf16", "fp16"), default="no")
+    parser.add_argument("--list", action="store_true", help="list tasks, datasets and methods")
+    parser.add_argument("--show-config", action="store_true", help="print the resolved config")
+    return parser.parse_args(argv)
+
+
+def resolve_config(args: argparse.Namespace) -> dict:
+    """defaults <- task <- method <- dataset <- checkpoint's run config <- --config <- -o."""
+    from harness.config import apply_overrides, apply_user, load_yaml, merge_defaults
+    from harness.registry import DATASETS, METHODS, TASKS
+
+    user = load_yaml(args.config) if args.config else {}
+    base = load_yaml(CONFIGS / "base.yaml")
+    names = {
+        key: getattr(args, key) or _override_value(args.overrides, key) or user.get(key) or base[key]
+        for key in ("task", "dataset")
+    }
+    method = args.method or _override_value(args.overrides, "method.name")
+    method = method or (user.get("method") or {}).get("name") or base["method"]["name"]
+    TASKS.get(names["task"])
+    DATASETS.get(names["dataset"])
+    METHODS.get(method)
+    config = base
+    for layer in (
+        CONFIGS / "tasks" / f"{names['task']}.yaml",
+        CONFIGS / "methods" / f"{method}.yaml",
+        CONFIGS / "datasets" / f"{names['dataset']}.yaml",
+    ):
+        if layer.is_file():
+            config = merge_defaults(config, load_yaml(layer))
+    config.update(names)
+    config["method"]["name"] = method
+    if args.eval_only and args.checkpoint:
+        saved = _run_folder(args.checkpoint) / "config.yaml"
+        if saved.is_file():
+            config = apply_user(config, load_yaml(saved), str(saved))
+    config = apply_user(config, user, str(args.config))
+    if args.data_root:
+        config["data"]["root"] = str(args.data_root)
+    return apply_overrides(config, args.overrides)
+
+
+def _override_value(overrides: list[str], key: str) -> str | None:
+    from harness.config import parse_override
+
+    values = [v for k, v in map(parse_override, overrides) if k == key]
+    return str(values[-1]) if values else None
+
+
+def _run_folder(checkpoint: Path) -> Path:
+    """The run folder of a checkpoint path (a run folder or one of its checkpoints)."""
+    return checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint
+
+
+def list_registered() -> None:
+    """Print every registered task, dataset and method."""
+    from harness.registry import DATASETS, METHODS, TASKS
+
+    for registry in (TASKS, DATASETS, METHODS):
+        print(f"{registry.kind}s:")
+        for name, text in registry.describe():
+            print(f"  {name:<14} {text}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = parse_args(argv)
+    import baselines  # noqa: F401  (registers methods)
+    import tasks  # noqa: F401  (registers tasks and datasets)
+    from harness.config import to_yaml
+    from harness.engine import RunRequest, default_output_dir, make_accelerator, run
+    from harness.errors import USER_ERRORS
+    from harness.registry import TASKS
+
+    if args.list:
+        list_registered()
+        return 0
+    try:
+        config = resolve_config(args)
+        if args.show_config:
+            print(to_yaml(config), end="")
+            return 0
+        if args.eval_only and not args.checkpoint:
+            raise ValueError("--eval-only needs --checkpoint PATH (a run folder or checkpoint)")
+        if args.resume and not args.output_dir:
+            raise ValueError("--resume needs --output-dir DIR (the run folder to continue)")
+        accelerator = make_accelerator(config, args.mixed_precision)
+        name = f"{config['task']}-{config['dataset']}-{config['method']['name']}"
+        output_dir = args.output_dir or (
+            _run_folder(args.checkpoint) / "eval"
+            if args.eval_only
+            else default_output_dir(Path(config["output_root"]), name)
+        )
+        request = RunRequest(
+            output_dir=output_dir,
+            eval_only=args.eval_only,
+            checkpoint=args.checkpoint,
+            resume=args.resume,
+            mixed_precision=args.mixed_precision,
+        )
+        task = TASKS.get(config["task"])(config)
+        run(config, task, request, accelerator)
+    except USER_ERRORS as exc:
+        if os.environ.get("EMCL_BENCH_TRACEBACK"):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

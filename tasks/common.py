@@ -1,0 +1,47 @@
+"""Pieces every task builds the same way from the config: tokenizer, encoder, choice checks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from harness.config import Config, ConfigError
+from harness.encoder import VideoTextEncoder, build_clip
+from harness.text import TextTokenizer, build_tokenizer
+
+CLIP_BPE = Path(__file__).resolve().parent.parent / "harness" / "assets" / "bpe_simple_vocab_16e6.txt.gz"
+
+
+def check_choice(key: str, value: Any, choices: Sequence[Any]) -> None:
+    """Raise a one-line ConfigError when ``value`` of ``key`` is not one of ``choices``."""
+    if value not in choices:
+        raise ConfigError(f"config key {key!r} must be one of {', '.join(map(str, choices))}, got {value!r}")
+
+
+def build_text_tokenizer(config: Config, captions: Sequence[str]) -> TextTokenizer:
+    """The tokenizer named by ``data.tokenizer``: ``clip`` (OpenAI BPE, shipped), ``word``
+    (word-level, built from the training ``captions``), or a BPE .txt.gz / HF folder path."""
+    spec = config["data"]["tokenizer"]
+    if spec == "clip":
+        return build_tokenizer(CLIP_BPE)
+    if spec == "word":
+        return build_tokenizer("word", corpus=captions)
+    return build_tokenizer(spec)
+
+
+def build_encoder_for(config: Config, tokenizer: TextTokenizer) -> VideoTextEncoder:
+    """The shared CLIP encoder for this run's data settings and tokenizer."""
+    enc = config["encoder"]
+    clip = build_clip(
+        enc["pretrained"],
+        size=enc["size"],
+        image_size=config["data"]["image_size"],
+        patch_size=enc["patch_size"],
+        vocab_size=tokenizer.vocab_size,
+        max_text_positions=max(77, config["data"]["max_words"]),
+        sot_id=tokenizer.sot_id,
+        eot_id=tokenizer.eot_id,
+        pad_id=tokenizer.pad_id,
+    )
+    return VideoTextEncoder(clip)

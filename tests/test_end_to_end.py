@@ -1,0 +1,149 @@
+"""End to end through run.py on a small synthvtt: train, checkpoints, results files, eval-only with
+1 and 2 processes (real Accelerate multi-process launch on CPU, gloo), resume, bad videos."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+SMALL = [
+    "-o", "synthvtt.train_videos=48",
+    "-o", "synthvtt.test_videos=40",
+    "-o", "synthvtt.val_videos=8",
+    "-o", "train.epochs=1",
+    "-o", "train.batch_size=16",
+    "-o", "eval.batch_size=16",
+    "-o", "eval.block_size=16",
+]  # fmt: skip
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+
+
+def run_cli(*args: str, processes: int = 1) -> subprocess.CompletedProcess:
+    if processes == 1:
+        command = [sys.executable, "run.py"]
+    else:
+        command = [
+            sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
+            "--num_processes", str(processes), "--num_machines", "1",
+            "--main_process_port", "29531", "run.py",
+        ]  # fmt: skip
+    return subprocess.run(
+        [*command, *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        env={**env(), "ACCELERATE_USE_CPU": "true"},
+        timeout=600,
+    )
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("synthvtt")
+
+
+@pytest.fixture(scope="module")
+def trained_run(data_root, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("run") / "train"
+    result = run_cli(
+        "--task", "retrieval", "--data-root", str(data_root), "--output-dir", str(out), *SMALL
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
+def read_results(folder: Path) -> dict:
+    return json.loads((folder / "results.json").read_text())
+
+
+def test_training_run_writes_results_samples_and_checkpoint(trained_run):
+    record = read_results(trained_run)
+    assert record["task"] == "retrieval" and record["dataset"] == "synthvtt"
+    assert record["method"] == "emcl"
+    for key in ("config", "seed", "git_commit", "versions", "timings", "protocol"):
+        assert key in record
+    assert record["num_samples"] == {"texts": 40, "videos": 40}
+    t2v = record["metrics"]["t2v"]
+    assert set(t2v) >= {"R@1", "R@5", "R@10", "R@50", "MdR", "MnR"}
+    assert 0 <= t2v["R@1"] <= t2v["R@5"] <= t2v["R@10"] <= 100
+    assert "inverted_softmax" in record["metrics_postprocessed"]
+    assert record["training"]["steps"] == record["training"]["steps_per_epoch"] >= 1
+    samples = [json.loads(line) for line in (trained_run / "samples.jsonl").open()]
+    t2v_rows = [s for s in samples if s["direction"] == "t2v"]
+    assert len(t2v_rows) == 40 and len(samples) == 80
+    recomputed = 100 * sum(s["rank"] <= 1 for s in t2v_rows) / len(t2v_rows)
+    assert recomputed == pytest.approx(t2v["R@1"])
+    assert (trained_run / "checkpoints" / "epoch_1" / "model.safetensors").is_file()
+    assert (trained_run / "config.yaml").is_file()
+
+
+def test_eval_only_identical_for_one_and_two_processes(trained_run, tmp_path):
+    outputs = {}
+    for processes in (1, 2):
+        out = tmp_path / f"eval{processes}"
+        result = run_cli(
+            "--task", "retrieval", "--eval-only", "--checkpoint", str(trained_run),
+            "--output-dir", str(out), processes=processes,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+        outputs[processes] = read_results(out)
+    assert outputs[2]["num_processes"] == 2
+    assert outputs[1]["metrics"] == outputs[2]["metrics"]
+    assert outputs[1]["num_samples"] == outputs[2]["num_samples"]
+    assert outputs[1]["metrics"] == read_results(trained_run)["metrics"]
+
+
+def test_resume_continues_from_the_last_epoch(trained_run, data_root, tmp_path):
+    out = tmp_path / "resumed"
+    shutil.copytree(trained_run, out)
+    result = run_cli(
+        "--task", "retrieval", "--data-root", str(data_root), "--output-dir", str(out),
+        "--resume", *SMALL, "-o", "train.epochs=2",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = read_results(out)
+    first = read_results(trained_run)["training"]["steps"]
+    assert record["training"]["resumed"] is True
+    assert record["training"]["steps"] == 2 * first
+    assert (out / "checkpoints" / "epoch_2" / "model.safetensors").is_file()
+
+
+def test_bad_videos_error_in_one_line_or_are_skipped(trained_run, data_root, tmp_path):
+    videos = tmp_path / "videos"
+    shutil.copytree(next(data_root.glob("synthvtt*")) / "videos", videos)
+    test_ids = [s["video_id"] for s in read_samples(trained_run) if s["direction"] == "v2t"]
+    truncated, missing = videos / f"{test_ids[0]}.mp4", videos / f"{test_ids[1]}.mp4"
+    truncated.write_bytes(truncated.read_bytes()[: truncated.stat().st_size // 3])
+    missing.unlink()
+    common = [
+        "--task", "retrieval", "--eval-only", "--checkpoint", str(trained_run),
+        "-o", f"data.video_root={videos}",
+    ]  # fmt: skip
+    failed = run_cli(*common, "--output-dir", str(tmp_path / "failed"))
+    assert failed.returncode == 2
+    lines = failed.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in failed.stderr
+    assert str(videos) in lines[0] and "on_bad_video=skip" in lines[0]
+    assert not (tmp_path / "failed" / "results.json").exists()
+    skipped = run_cli(
+        *common, "--output-dir", str(tmp_path / "skipped"), "-o", "data.on_bad_video=skip"
+    )
+    assert skipped.returncode == 0, skipped.stderr[-3000:]
+    record = read_results(tmp_path / "skipped")
+    assert sorted(Path(s["path"]).name for s in record["skipped_videos"]) == sorted(
+        [truncated.name, missing.name]
+    )
+    assert record["num_samples"] == {"texts": 38, "videos": 38}
+
+
+def read_samples(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / "samples.jsonl").open()]
