@@ -1,9 +1,9 @@
 """emcl-bench command line: parse, resolve the config, look names up, hand over to the engine.
 
-    python run.py --task retrieval                      # train + evaluate on synthvtt
-    python run.py --task retrieval --eval-only --checkpoint runs/<run>
-    python run.py --list                                # what is registered
-    python run.py --task retrieval --show-config        # the resolved config, no run
+python run.py --task retrieval                      # train + evaluate on synthvtt
+python run.py --task retrieval --eval-only --checkpoint runs/<run>
+python run.py --list                                # what is registered
+python run.py --task retrieval --show-config        # the resolved config, no run
 """
 
 from __future__ import annotations
@@ -25,7 +25,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--method", help="method name (default: emcl)")
     parser.add_argument("--config", type=Path, help="a yaml file of settings")
     parser.add_argument(
-        "-o", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        "-o",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="override one setting, e.g. -o train.lr=1e-4 (repeatable)",
     )
     parser.add_argument("--data-root", type=Path, help="dataset folder (sets data.root)")
@@ -47,7 +51,10 @@ def resolve_config(args: argparse.Namespace) -> dict:
     user = load_yaml(args.config) if args.config else {}
     base = load_yaml(CONFIGS / "base.yaml")
     names = {
-        key: getattr(args, key) or _override_value(args.overrides, key) or user.get(key) or base[key]
+        key: getattr(args, key)
+        or _override_value(args.overrides, key)
+        or user.get(key)
+        or base[key]
         for key in ("task", "dataset")
     }
     method = args.method or _override_value(args.overrides, "method.name")

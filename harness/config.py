@@ -1,4 +1,4 @@
-"""YAML configs: defaults <- task yaml <- dataset yaml <- method yaml <- user yaml <- ``-o key=value``.
+"""YAML configs: defaults <- task, method, dataset yamls <- user yaml <- ``-o key=value``.
 
 The default layers declare every key: a user file or an override can only set keys that exist there,
 with a value of the same type. Errors are :class:`ConfigError`, whose message is one line naming
@@ -37,7 +37,9 @@ def load_yaml(path: Path) -> Config:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of keys, not {type(data).__name__}")
+        raise ConfigError(
+            f"config file {path} must hold a mapping of keys, not {type(data).__name__}"
+        )
     return data
 
 
@@ -53,7 +55,7 @@ def merge_defaults(base: Config, layer: Mapping[str, Any]) -> Config:
 
 
 def apply_user(config: Config, layer: Mapping[str, Any], source: str) -> Config:
-    """Deep-merge a user ``layer`` (from ``source``) into ``config``; only known keys, same types."""
+    """Deep-merge a user ``layer`` (from ``source``): only known keys, of the same types."""
     merged = copy.deepcopy(config)
     for key, value in _flatten(layer):
         set_key(merged, key, value, source)
@@ -64,7 +66,9 @@ def parse_override(text: str) -> tuple[str, Any]:
     """Split ``"a.b=value"`` into the dotted key and the yaml-parsed value."""
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
-        raise ConfigError(f"override {text!r} must look like section.key=value (e.g. train.lr=1e-4)")
+        raise ConfigError(
+            f"override {text!r} must look like section.key=value (e.g. train.lr=1e-4)"
+        )
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:
@@ -107,7 +111,9 @@ def coerce(key: str, default: Any, value: Any, source: str) -> Any:
     if isinstance(default, dict):
         if isinstance(value, dict):
             return value
-        raise ConfigError(f"config key {key!r} in {source} is a section; set its keys as {key}.NAME")
+        raise ConfigError(
+            f"config key {key!r} in {source} is a section; set its keys as {key}.NAME"
+        )
     expected = type(default)
     if isinstance(default, bool):
         ok = isinstance(value, bool)

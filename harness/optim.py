@@ -113,7 +113,7 @@ def build_optimizer(
     warmup: float,
     total_steps: int,
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler | None]:
-    """Build the optimizer and, for AdamW, its warmup-cosine LambdaLR (BertAdam schedules itself)."""
+    """The optimizer and, for AdamW, its warmup-cosine LambdaLR (BertAdam schedules itself)."""
     groups = parameter_groups(model, lr, coef_lr, weight_decay)
     if name == "bertadam":
         return BertAdam(groups, lr=lr, t_total=total_steps, warmup=warmup), None

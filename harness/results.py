@@ -1,4 +1,4 @@
-"""Run records: ``results.json`` and ``samples.jsonl``, written atomically, and the console table."""
+"""Run records: ``results.json`` and ``samples.jsonl`` (written atomically), the console table."""
 
 from __future__ import annotations
 
@@ -51,7 +51,9 @@ def git_commit(repo: Path | None = None) -> str | None:
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() or None
 
 
 def package_versions() -> dict[str, str]:
@@ -79,6 +81,8 @@ def print_metrics_table(record: Mapping[str, Any], console: Console | None = Non
     console = console or Console()
     title = f"{record['task']} | {record['dataset']} | {record['method']}"
     groups = _metric_groups(record["metrics"])
+    for name, extra in record.get("metrics_postprocessed", {}).items():
+        groups += _metric_groups(extra, name)
     columns: list[str] = []
     for _, values in groups:
         columns += [key for key in values if key not in columns]

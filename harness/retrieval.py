@@ -9,12 +9,15 @@ blocks (see :mod:`harness.similarity`).
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from harness.distributed import all_gather_with_grad
-from harness.encoder import VideoTextEncoder
+
+if TYPE_CHECKING:
+    from harness.encoder import VideoTextEncoder
 
 Features = dict[str, torch.Tensor]
 MAX_LOGIT_SCALE = math.log(100.0)

@@ -1,4 +1,4 @@
-"""Text-video retrieval: contrastive training of a registered method, standard-protocol evaluation."""
+"""Text-video retrieval: contrastive training of a registered method, standard evaluation."""
 
 from __future__ import annotations
 
@@ -6,12 +6,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from harness.data_types import VideoTextPairs
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from harness import distributed
-from harness.config import Config
 from harness.data import CaptionDataset, ClipSource, PairDataset, VideoDataset, drop_bad_videos
-from harness.data_types import VideoTextPairs
 from harness.metrics import (
     inverted_softmax,
     multi_sentence_metrics,
@@ -69,7 +68,7 @@ class GroupedRoundSampler(Sampler[int]):
 
 
 class ShardedBatches(Sampler[list[int]]):
-    """Fixed contiguous eval batches, dealt round-robin to processes (same batches for any count)."""
+    """Fixed contiguous eval batches dealt round-robin to processes (same for any count)."""
 
     def __init__(self, size: int, batch: int) -> None:
         starts = list(range(0, size, batch))
@@ -149,7 +148,8 @@ class RetrievalTask(Task):
             "frame_sampling": "uniform",
             "eval_block": self.config["eval"]["block_size"],
             "ties": self.config["eval"]["ties"],
-            "encoder": self.config["encoder"]["pretrained"] or f"random:{self.config['encoder']['size']}",
+            "encoder": self.config["encoder"]["pretrained"]
+            or f"random:{self.config['encoder']['size']}",
         }
 
     def evaluate(self, model: RetrievalModel) -> EvalOutput:

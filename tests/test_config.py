@@ -69,7 +69,9 @@ def test_registry_suggests_close_names_and_imports_lazily():
     assert registry.get("xclip") is json.loads
     with pytest.raises(UnknownNameError) as err:
         registry.get("clip4clp")
-    assert "unknown method 'clip4clp'" in str(err.value) and "did you mean clip4clip" in str(err.value)
+    assert "unknown method 'clip4clp'" in str(err.value) and "did you mean clip4clip" in str(
+        err.value
+    )
 
 
 def test_cli_list_and_show_config():
