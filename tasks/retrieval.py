@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from harness import distributed
 from harness.data import CaptionDataset, ClipSource, PairDataset, VideoDataset, drop_bad_videos
 from harness.metrics import (
+    best_sentence_scores,
     inverted_softmax,
     multi_sentence_metrics,
     retrieval_metrics,
@@ -229,21 +230,13 @@ class RetrievalTask(Task):
             }
             for i, video in enumerate(pairs.caption_video)
         ]
-        by_video = best_sentence_scores(sim, pairs.caption_video, pairs.num_videos)
+        by_video = best_sentence_scores(sim, pairs.caption_video)
         v2t_rank = retrieval_ranks(by_video, ties=ties)
         rows += [
             {"direction": "v2t", "query": v, "video_id": pairs.video_ids[v], "rank": int(r)}
             for v, r in enumerate(v2t_rank.tolist())
         ]
         return rows
-
-
-def best_sentence_scores(sim: torch.Tensor, caption_video: list[int], videos: int) -> torch.Tensor:
-    """(videos, videos) matrix Q[v, g] = max over captions c of video g of sim[c, v]."""
-    index = torch.tensor(caption_video)[:, None].expand(-1, sim.shape[1])
-    best = torch.full((videos, sim.shape[1]), -torch.inf, dtype=sim.dtype)
-    best.scatter_reduce_(0, index, sim, reduce="amax")
-    return best.t()
 
 
 def _to_cpu_fp32(tensor: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,1 @@
+"""emcl-bench: a benchmark harness for video-language models."""
