@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 from harness import distributed
 from harness.data_types import VideoTextPairs
 from harness.text import TextTokenizer, tokenize
-from harness.video import VideoReadError, load_clip_uint8, normalize
+from harness.video import VideoReadError, load_clip_uint8, normalize_clip
 
 BAD_VIDEO_POLICIES = ("error", "skip")
 
@@ -49,11 +49,7 @@ class ClipSource:
 
     def __call__(self, path: Path) -> tuple[torch.Tensor, torch.Tensor]:
         frames, mask = self.frames_uint8(path)
-        pixels = torch.zeros(self.max_frames, 3, self.image_size, self.image_size)
-        valid = int(mask.sum())
-        if valid:
-            pixels[:valid] = normalize(frames[:valid])
-        return pixels, mask
+        return normalize_clip(frames, mask), mask
 
 
 def drop_bad_videos(

@@ -1,0 +1,279 @@
+"""Video decoding (PyAV), frame sampling and CLIP preprocessing in torch (no torchvision).
+
+Sampling follows the decord reader of METHODS.md §0.3 (b); frames are decoded in order and only
+the sampled ones are converted to RGB. Preprocessing is ``Resize(short side, bicubic)`` ->
+``CenterCrop`` -> ``/255`` -> CLIP ``Normalize``, split in a uint8 half (what a frame cache
+stores) and a float half.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+_DECODE_ERRORS = (av.FFmpegError, ValueError, EOFError)
+
+
+class VideoReadError(Exception):
+    """A video file that cannot be decoded; ``str()`` is one line naming the file and the fix."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        # Keep the constructor arguments as args so the exception pickles across processes.
+        super().__init__(str(path), " ".join(reason.split()))
+        self.path, self.reason = self.args
+
+    def __str__(self) -> str:
+        return (
+            f"cannot read video {self.path}: {self.reason}. Check or replace the file, or rerun "
+            "with `-o data.on_bad_video=skip` to skip it"
+        )
+
+
+@dataclass
+class VideoInfo:
+    """Stream metadata: average fps, frame count, duration in seconds, frame size in pixels."""
+
+    fps: float
+    num_frames: int
+    duration: float
+    width: int
+    height: int
+
+
+def _reason(exc: BaseException) -> str:
+    # PyAV messages repeat the file name; strerror is the part worth showing.
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+
+
+@contextmanager
+def _open_video(path: str | Path) -> Iterator[tuple[av.container.InputContainer, av.VideoStream]]:
+    """The open container and its first video stream; PyAV errors in the body become
+    VideoReadError, and the container is always closed."""
+    if not Path(path).is_file():
+        raise VideoReadError(path, "file not found")
+    try:
+        container = av.open(str(path))
+    except (*_DECODE_ERRORS, OSError) as exc:
+        raise VideoReadError(path, f"not a readable video file ({_reason(exc)})") from exc
+    try:
+        if not container.streams.video:
+            raise VideoReadError(path, "the file has no video stream")
+        yield container, container.streams.video[0]
+    except _DECODE_ERRORS as exc:
+        raise VideoReadError(path, f"decoding failed ({_reason(exc)})") from exc
+    finally:
+        container.close()
+
+
+def probe_video(path: str | Path) -> VideoInfo:
+    """Frame rate, frame count, duration and size of the first video stream of ``path``.
+
+    Uses the stream header; when it lacks a frame count, packets are counted (no decoding).
+    Raises VideoReadError for a missing, unreadable or frameless file.
+    """
+    with _open_video(path) as (container, stream):
+        rate = stream.average_rate or stream.guessed_rate
+        if not rate:
+            raise VideoReadError(path, "the video stream has no frame rate")
+        fps = float(rate)
+        num_frames = stream.frames or sum(1 for p in container.demux(stream) if p.size)
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / av.time_base
+        else:
+            duration = num_frames / fps
+        width, height = stream.codec_context.width, stream.codec_context.height
+    if num_frames == 0:
+        raise VideoReadError(path, "the video stream has no frames")
+    return VideoInfo(fps, num_frames, duration, width, height)
+
+
+def sample_frame_indices(
+    num_frames: int,
+    fps: float,
+    framerate: float | None,
+    max_frames: int,
+    start: float | None = None,
+    end: float | None = None,
+) -> list[int]:
+    """Frame indices to read, as the decord reader of METHODS.md §0.3 (b) picks them.
+
+    Every ``round(fps / framerate)``-th frame of ``[start, end]`` seconds (whole video by
+    default); if that is more than ``max_frames``, ``max_frames`` of them spread uniformly
+    (``linspace`` floored). ``framerate`` None or <= 0 means every frame. May return [].
+    """
+    if max_frames < 1:
+        raise ValueError(f"max_frames must be at least 1, got {max_frames}")
+    f_start = 0 if start is None else max(0, int(start * fps))
+    f_end = num_frames - 1 if end is None else int(min(end * fps, num_frames - 1))
+    stride = 1 if not framerate or framerate <= 0 else max(1, int(round(fps / framerate)))
+    positions = list(range(f_start, f_end + 1, stride))
+    if len(positions) > max_frames:
+        picks = np.linspace(0, len(positions) - 1, max_frames).astype(int)
+        positions = [positions[i] for i in picks]
+    return positions
+
+
+def read_frames(path: str | Path, indices: list[int]) -> torch.Tensor:
+    """Decode frames ``indices`` (presentation order, 0-based; any order, repeats allowed).
+
+    Decodes sequentially up to the largest index; only requested frames are converted.
+    Returns uint8 (T, H, W, 3) RGB with T = len(indices). Raises VideoReadError when the file
+    fails or has fewer frames than needed.
+    """
+    if not indices or min(indices) < 0:
+        raise ValueError(f"frame indices must be a non-empty list of indices >= 0, got {indices}")
+    wanted = set(indices)
+    last = max(indices)
+    rgb: dict[int, np.ndarray] = {}
+    decoded = 0
+    with _open_video(path) as (container, stream):
+        stream.thread_type = "AUTO"
+        for frame in container.decode(stream):
+            if decoded in wanted:
+                rgb[decoded] = frame.to_ndarray(format="rgb24")
+            decoded += 1
+            if decoded > last:
+                break
+    if decoded <= last:
+        raise VideoReadError(
+            path, f"frame {last} was requested but only {decoded} frames decode (truncated file?)"
+        )
+    return torch.from_numpy(np.stack([rgb[i] for i in indices]))
+
+
+def resize_center_crop(frames: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 (T, H, W, 3) -> uint8 (T, size, size, 3): bicubic resize of the short side to
+    ``size`` (long side ``int(size * long / short)``, as torchvision), then a center crop.
+
+    Interpolation runs on uint8 (antialiased, rounded and saturated per pass, like PIL's bicubic
+    resize that the reference pipelines use); a frame whose short side is already ``size`` is
+    not resampled, as torchvision skips it.
+    """
+    height, width = frames.shape[1:3]
+    short, long = min(height, width), max(height, width)
+    new_long = int(size * long / short)
+    new_h, new_w = (size, new_long) if height <= width else (new_long, size)
+    if (new_h, new_w) != (height, width):
+        # (T, H, W, 3) permuted to (T, 3, H, W) is channels-last: the fast uint8 kernel's layout.
+        chw = F.interpolate(
+            frames.permute(0, 3, 1, 2), size=(new_h, new_w), mode="bicubic", antialias=True
+        )
+        frames = chw.permute(0, 2, 3, 1)
+    top = int(round((new_h - size) / 2.0))
+    left = int(round((new_w - size) / 2.0))
+    return frames[:, top : top + size, left : left + size].contiguous()
+
+
+def normalize(frames: torch.Tensor) -> torch.Tensor:
+    """uint8 (T, S, S, 3) -> float32 (T, 3, S, S): scaled to [0, 1], then CLIP mean/std."""
+    mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
+    pixels = frames.permute(0, 3, 1, 2).float().div_(255.0)
+    return pixels.sub_(mean).div_(std)
+
+
+def preprocess_frames(frames: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 (T, H, W, 3) -> float32 (T, 3, size, size): `resize_center_crop`, `normalize`."""
+    return normalize(resize_center_crop(frames, size))
+
+
+def normalize_clip(frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Model input from a padded uint8 clip (F, S, S, 3) and its mask (F,): float32
+    (F, 3, S, S), normalized where mask is 1 and all zeros in padded slots."""
+    size = frames.shape[1]
+    pixels = torch.zeros(frames.shape[0], 3, size, size)
+    valid = mask.bool()
+    if valid.any():
+        pixels[valid] = normalize(frames[valid])
+    return pixels
+
+
+def load_clip_uint8(
+    path: str | Path,
+    max_frames: int,
+    size: int,
+    framerate: float | None,
+    start: float | None = None,
+    end: float | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sampled, resized and cropped frames of ``path``: uint8 (max_frames, size, size, 3) with
+    zero frames after the real ones, and mask (max_frames,) int64 (1 for real frames).
+
+    ``framerate`` (frames per second to sample), ``start``/``end`` (seconds) as in
+    `sample_frame_indices`. Raises VideoReadError for unreadable files or an empty window.
+    """
+    info = probe_video(path)
+    indices = sample_frame_indices(info.num_frames, info.fps, framerate, max_frames, start, end)
+    if not indices:
+        raise VideoReadError(
+            path, f"no frames between {start} s and {end} s (video lasts {info.duration:.2f} s)"
+        )
+    frames = resize_center_crop(read_frames(path, indices), size)
+    clip = torch.zeros(max_frames, size, size, 3, dtype=torch.uint8)
+    clip[: len(indices)] = frames
+    mask = torch.zeros(max_frames, dtype=torch.long)
+    mask[: len(indices)] = 1
+    return clip, mask
+
+
+def load_clip(
+    path: str | Path,
+    max_frames: int,
+    size: int,
+    framerate: float | None,
+    start: float | None = None,
+    end: float | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Model input for one video: float32 (max_frames, 3, size, size), CLIP-normalized, padded
+    slots all zero, and mask (max_frames,) int64. Arguments as in `load_clip_uint8`."""
+    frames, mask = load_clip_uint8(path, max_frames, size, framerate, start, end)
+    return normalize_clip(frames, mask), mask
+
+
+def write_test_video(
+    path: str | Path, frames: torch.Tensor | np.ndarray, fps: int, codec: str = "libx264"
+) -> None:
+    """Encode uint8 RGB frames (T, H, W, 3) as an H.264 yuv420p file (GOP 12, crf 18).
+
+    H and W must be even (yuv420p). The file appears atomically: it is written to a temporary
+    name in the same folder and renamed; the container format follows the suffix of ``path``.
+    """
+    path = Path(path)
+    array = np.ascontiguousarray(np.asarray(frames))
+    if array.dtype != np.uint8 or array.ndim != 4 or array.shape[-1] != 3 or len(array) == 0:
+        raise ValueError(
+            f"cannot write video {path}: frames must be uint8 (T, H, W, 3) with T >= 1, "
+            f"got {array.dtype} {tuple(array.shape)}"
+        )
+    height, width = array.shape[1:3]
+    if height % 2 or width % 2:
+        raise ValueError(
+            f"cannot write video {path}: yuv420p needs even height and width, got "
+            f"{height}x{width}; crop or pad the frames"
+        )
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        with av.open(str(tmp), mode="w") as container:
+            stream = container.add_stream(codec, rate=fps, options={"crf": "18", "preset": "fast"})
+            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            stream.codec_context.gop_size = 12
+            for image in array:
+                frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+                container.mux(stream.encode(frame))
+            container.mux(stream.encode(None))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
