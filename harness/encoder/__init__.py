@@ -1,0 +1,31 @@
+"""The shared CLIP encoder (transformers ``CLIPModel``) and its checkpoint loaders."""
+
+from harness.encoder.clip import (
+    BASE,
+    PRESETS,
+    TINY,
+    FrameFeatures,
+    TextFeatures,
+    VideoTextEncoder,
+    build_clip,
+)
+from harness.encoder.openai_convert import (
+    clip_config_from_openai,
+    convert_openai_state_dict,
+    convert_resblock_param,
+    load_openai_checkpoint,
+)
+
+__all__ = [
+    "BASE",
+    "PRESETS",
+    "TINY",
+    "FrameFeatures",
+    "TextFeatures",
+    "VideoTextEncoder",
+    "build_clip",
+    "clip_config_from_openai",
+    "convert_openai_state_dict",
+    "convert_resblock_param",
+    "load_openai_checkpoint",
+]
