@@ -1,5 +1,8 @@
-"""Evaluation metrics: retrieval ranks and recalls (see :mod:`harness.metrics.retrieval`)."""
+"""Evaluation metrics: retrieval ranks and recalls (:mod:`harness.metrics.retrieval`), caption
+metrics (:mod:`harness.metrics.captioning`), QA accuracy (:mod:`harness.metrics.qa`)."""
 
+from harness.metrics.captioning import CAPTION_METRIC_KEYS, caption_metrics
+from harness.metrics.qa import qa_accuracy
 from harness.metrics.retrieval import (
     best_sentence_scores,
     inverted_softmax,
@@ -10,6 +13,9 @@ from harness.metrics.retrieval import (
 )
 
 __all__ = [
+    "CAPTION_METRIC_KEYS",
+    "caption_metrics",
+    "qa_accuracy",
     "best_sentence_scores",
     "inverted_softmax",
     "multi_sentence_metrics",
