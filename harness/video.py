@@ -243,6 +243,10 @@ def load_clip(
     return normalize_clip(frames, mask), mask
 
 
+# No lookahead: x264's lookahead threads made the same frames encode differently between runs.
+X264_OPTIONS = {"crf": "18", "preset": "fast", "rc-lookahead": "0"}
+
+
 def write_test_video(
     path: str | Path, frames: torch.Tensor | np.ndarray, fps: int, codec: str = "libx264"
 ) -> None:
@@ -267,7 +271,7 @@ def write_test_video(
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
     try:
         with av.open(str(tmp), mode="w") as container:
-            stream = container.add_stream(codec, rate=fps, options={"crf": "18", "preset": "fast"})
+            stream = container.add_stream(codec, rate=fps, options=X264_OPTIONS)
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
             stream.codec_context.gop_size = 12
             for image in array:

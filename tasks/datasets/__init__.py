@@ -1,0 +1,1 @@
+"""Dataset loaders: annotation files in, VideoTextPairs (or QA items) out."""
