@@ -10,6 +10,7 @@ from harness.text import TextTokenizer, build_tokenizer
 
 from harness.config import Config, ConfigError
 from harness.encoder import VideoTextEncoder, build_clip
+from harness.encoder.clip import OPENAI_SUFFIXES
 
 CLIP_BPE = (
     Path(__file__).resolve().parent.parent / "harness" / "assets" / "bpe_simple_vocab_16e6.txt.gz"
@@ -25,9 +26,17 @@ def check_choice(key: str, value: Any, choices: Sequence[Any]) -> None:
 
 
 def build_text_tokenizer(config: Config, captions: Sequence[str]) -> TextTokenizer:
-    """The tokenizer named by ``data.tokenizer``: ``clip`` (OpenAI BPE, shipped), ``word``
-    (word-level, built from the training ``captions``), or a BPE .txt.gz / HF folder path."""
+    """The tokenizer named by ``data.tokenizer``.
+
+    ``auto``: the tokenizer of ``encoder.pretrained`` when that is a HF folder or hub id, else
+    the OpenAI CLIP BPE (shipped in harness/assets). ``clip``: that BPE. ``word``: a word-level
+    tokenizer built from the training ``captions``. Anything else: a BPE .txt.gz or HF folder.
+    """
     spec = config["data"]["tokenizer"]
+    pretrained = config["encoder"]["pretrained"]
+    if spec == "auto":
+        is_hf = pretrained and not str(pretrained).endswith(OPENAI_SUFFIXES)
+        spec = pretrained if is_hf else "clip"
     if spec == "clip":
         return build_tokenizer(CLIP_BPE)
     if spec == "word":
