@@ -6,11 +6,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.text import TextTokenizer, build_tokenizer
-
 from harness.config import Config, ConfigError
 from harness.encoder import VideoTextEncoder, build_clip
 from harness.encoder.clip import OPENAI_SUFFIXES
+from harness.text import TextTokenizer, build_tokenizer
 
 CLIP_BPE = (
     Path(__file__).resolve().parent.parent / "harness" / "assets" / "bpe_simple_vocab_16e6.txt.gz"
