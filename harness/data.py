@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.utils.data import Dataset
@@ -14,6 +14,9 @@ from harness.data_types import VideoTextPairs
 from harness.text import TextTokenizer, tokenize
 from harness.video import VideoReadError, load_clip_uint8, normalize_clip
 
+if TYPE_CHECKING:
+    from harness.cache import FrameCache
+
 BAD_VIDEO_POLICIES = ("error", "skip")
 
 
@@ -22,7 +25,9 @@ class ClipSource:
 
     ``__call__(path)`` returns ``(pixels (F, 3, S, S) float32, mask (F,) int64)``. With
     ``cache_in_memory`` the sampled uint8 frames of each video are kept after the first decode
-    (a small benchmark fits in memory; later epochs then skip decoding).
+    (a small benchmark fits in memory; later epochs then skip decoding). With a frame ``cache``
+    (built by ``--prepare`` with the same settings) clips it holds are read from it instead of
+    decoded; the result is the same.
     """
 
     def __init__(
@@ -31,7 +36,11 @@ class ClipSource:
         image_size: int,
         framerate: float | None,
         cache_in_memory: bool = False,
+        cache: FrameCache | None = None,
     ) -> None:
+        if cache is not None:
+            cache.check(max_frames, image_size, framerate)
+        self.cache = cache
         self.max_frames = max_frames
         self.image_size = image_size
         self.framerate = framerate
@@ -41,6 +50,8 @@ class ClipSource:
     def frames_uint8(self, path: Path) -> tuple[torch.Tensor, torch.Tensor]:
         """The sampled, resized frames (F, S, S, 3) uint8 and the mask (F,) of ``path``."""
         cached = self._cache.get(path)
+        if cached is None and self.cache is not None:
+            cached = self.cache.get(path)
         if cached is None:
             cached = load_clip_uint8(path, self.max_frames, self.image_size, self.framerate)
             if self.cache_in_memory:
