@@ -9,6 +9,7 @@ python run.py --task retrieval --show-config        # the resolved config, no ru
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -38,6 +39,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--checkpoint", type=Path, help="checkpoint folder or run folder")
     parser.add_argument("--resume", action="store_true", help="continue the run in --output-dir")
     parser.add_argument("--mixed-precision", choices=("no", "bf16", "fp16"), default="no")
+    parser.add_argument(
+        "--prepare",
+        action="store_true",
+        help="compress --video-root into the dataset's videos/ and build its frame cache",
+    )
+    parser.add_argument(
+        "--video-root",
+        type=Path,
+        help="videos folder (sets data.video_root); --prepare: raw videos",
+    )
+    parser.add_argument("--no-compress", action="store_true", help="--prepare: cache only")
+    parser.add_argument("--no-cache", action="store_true", help="--prepare: compress only")
+    parser.add_argument("--workers", type=int, default=2, help="--prepare: parallel workers")
     parser.add_argument("--list", action="store_true", help="list tasks, datasets and methods")
     parser.add_argument("--show-config", action="store_true", help="print the resolved config")
     return parser.parse_args(argv)
@@ -79,6 +93,8 @@ def resolve_config(args: argparse.Namespace) -> dict:
     config = apply_user(config, user, str(args.config))
     if args.data_root:
         config["data"]["root"] = str(args.data_root)
+    if args.video_root and not args.prepare:
+        config["data"]["video_root"] = str(args.video_root)
     return apply_overrides(config, args.overrides)
 
 
@@ -92,6 +108,30 @@ def _override_value(overrides: list[str], key: str) -> str | None:
 def _run_folder(checkpoint: Path) -> Path:
     """The run folder of a checkpoint path (a run folder or one of its checkpoints)."""
     return checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint
+
+
+def prepare_dataset(config: dict, args: argparse.Namespace) -> int:
+    """``--prepare``: compress the raw videos and build the frame cache for this config."""
+    from harness.cache import prepare
+    from harness.registry import DATASETS
+
+    data = config["data"]
+    dataset = DATASETS.get(config["dataset"])(config)
+    report = prepare(
+        dataset.folder,
+        {
+            "max_frames": data["max_frames"],
+            "image_size": data["image_size"],
+            "framerate": data["video_framerate"] or None,
+        },
+        raw_videos=args.video_root,
+        compress=not args.no_compress,
+        build_cache=not args.no_cache,
+        workers=args.workers,
+        on_bad_video=data["on_bad_video"],
+    )
+    print(json.dumps(report))
+    return 0
 
 
 def list_registered() -> None:
@@ -122,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.show_config:
             print(to_yaml(config), end="")
             return 0
+        if args.prepare:
+            return prepare_dataset(config, args)
         if args.eval_only and not args.checkpoint:
             raise ValueError("--eval-only needs --checkpoint PATH (a run folder or checkpoint)")
         if args.resume and not args.output_dir:

@@ -6,7 +6,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.cache import FrameCache, cache_dir_for
 from harness.config import Config, ConfigError
+from harness.data import ClipSource
 from harness.encoder import VideoTextEncoder, build_clip
 from harness.encoder.clip import OPENAI_SUFFIXES
 from harness.text import TextTokenizer, build_tokenizer
@@ -41,6 +43,25 @@ def build_text_tokenizer(config: Config, captions: Sequence[str]) -> TextTokeniz
     if spec == "word":
         return build_tokenizer("word", corpus=captions)
     return build_tokenizer(spec)
+
+
+def clip_source(config: Config, dataset_folder: Path) -> ClipSource:
+    """The clip loader for this run's sampling settings; it reads the dataset's frame cache
+    (built by ``run.py --prepare``) when ``data.frame_cache`` is ``auto`` and the cache exists."""
+    data = config["data"]
+    check_choice("data.frame_cache", data["frame_cache"], ("auto", "off"))
+    settings = {
+        "max_frames": data["max_frames"],
+        "image_size": data["image_size"],
+        "framerate": data["video_framerate"] or None,
+    }
+    cache_dir = cache_dir_for(dataset_folder, **settings)
+    use_cache = data["frame_cache"] == "auto" and cache_dir.is_dir()
+    return ClipSource(
+        **settings,
+        cache_in_memory=data["cache_in_memory"],
+        cache=FrameCache.open(cache_dir, **settings) if use_cache else None,
+    )
 
 
 def build_encoder_for(config: Config, tokenizer: TextTokenizer) -> VideoTextEncoder:

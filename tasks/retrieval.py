@@ -6,11 +6,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from harness.data_types import VideoTextPairs
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from harness import distributed
-from harness.data import CaptionDataset, ClipSource, PairDataset, VideoDataset, drop_bad_videos
+from harness.data import CaptionDataset, PairDataset, VideoDataset, drop_bad_videos
+from harness.data_types import VideoTextPairs
 from harness.metrics import (
     best_sentence_scores,
     inverted_softmax,
@@ -22,7 +22,7 @@ from harness.registry import DATASETS, METHODS
 from harness.retrieval import RetrievalModel
 from harness.similarity import blocked_similarity
 from harness.task import EvalOutput, Task
-from tasks.common import build_encoder_for, build_text_tokenizer, check_choice
+from tasks.common import build_encoder_for, build_text_tokenizer, check_choice, clip_source
 
 TOP_K_SAMPLES = 5
 
@@ -93,12 +93,7 @@ class RetrievalTask(Task):
         data_cfg = cfg["data"]
         check_choice("data.on_bad_video", data_cfg["on_bad_video"], ("error", "skip"))
         self.dataset = DATASETS.get(cfg["dataset"])(cfg)
-        self.source = ClipSource(
-            data_cfg["max_frames"],
-            data_cfg["image_size"],
-            data_cfg["video_framerate"] or None,
-            data_cfg["cache_in_memory"],
-        )
+        self.source = clip_source(cfg, self.dataset.folder)
         self.train_pairs = self.dataset.pairs("train")
         self.test_pairs = self.dataset.pairs(cfg["eval"]["split"])
         self.skipped: list[dict[str, str]] = []
@@ -149,6 +144,7 @@ class RetrievalTask(Task):
             "frame_sampling": "uniform",
             "eval_block": self.config["eval"]["block_size"],
             "ties": self.config["eval"]["ties"],
+            "frame_cache": str(self.source.cache.cache_dir) if self.source.cache else None,
             "encoder": self.config["encoder"]["pretrained"]
             or f"random:{self.config['encoder']['size']}",
         }

@@ -147,3 +147,24 @@ def test_bad_videos_error_in_one_line_or_are_skipped(trained_run, data_root, tmp
 
 def read_samples(folder: Path) -> list[dict]:
     return [json.loads(line) for line in (folder / "samples.jsonl").open()]
+
+
+def test_eval_through_the_frame_cache_matches_decoding(trained_run, data_root, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(data_root, root)
+    prepared = run_cli(
+        "--prepare", "--task", "retrieval", "--data-root", str(root), "--no-compress", *SMALL
+    )
+    assert prepared.returncode == 0, prepared.stderr[-3000:]
+    cache = json.loads(prepared.stdout.strip().splitlines()[-1])["cache"]
+    assert Path(cache).is_dir() and "frames8_size64_rateall" in cache
+    out = tmp_path / "cached"
+    result = run_cli(
+        "--task", "retrieval", "--eval-only", "--checkpoint", str(trained_run),
+        "--data-root", str(root), "--output-dir", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = read_results(out)
+    assert record["protocol"]["frame_cache"] == cache
+    assert record["metrics"] == read_results(trained_run)["metrics"]
+    assert read_samples(out) == read_samples(trained_run)

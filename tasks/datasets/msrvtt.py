@@ -7,15 +7,25 @@ written in these formats.
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
-from typing import Any
 
 from harness.data_types import VideoTextPairs
+from tasks.datasets.annotations import (
+    DatasetEntry,
+    caption_text,
+    check_split,
+    choose,
+    pairs_from_items,
+    parse_json,
+    read_json,
+    require_file,
+)
 
-RETRIEVAL_SOURCE = 'it comes from CLIP4Clip\'s msrvtt_data.zip; see README section "Datasets"'
-QA_SOURCE = 'it comes with the MSRVTT-QA annotations; see README section "Datasets"'
-TEST_COLUMNS = ("key", "vid_key", "video_id", "sentence")
+TITLE = "MSR-VTT"
+QA_TITLE = "MSRVTT-QA"
+RETRIEVAL_SOURCE = "it comes from CLIP4Clip's msrvtt_data.zip"
+QA_SOURCE = "it comes with the EMCL-QA annotations, video_question_answering/data/MSRVTT"
+JSFUSION_COLUMNS = ("key", "vid_key", "video_id", "sentence")
 QA_FIELDS = ("answer", "question", "video_id", "answer_type")
 
 
@@ -31,34 +41,32 @@ def load_msrvtt_pairs(
 
     ``split="train"``: every sentence of ``data_json`` whose video is listed in ``train_csv``, in
     json order (the "expanded sentences" mode); one video entry per distinct video, in order of
-    first appearance. ``split="test"``: the rows of ``test_csv`` (columns key, vid_key, video_id,
-    sentence), caption i <-> video i. Videos are ``{video_root or root/"videos"}/{id}.mp4``, or
-    ``{id}.webm`` where only that exists. Raises FileNotFoundError for a missing annotation file
-    and ValueError for a malformed one (missing column or key, empty caption).
+    first appearance. ``split="test"``: a ``test_csv`` with a sentence column (JSFusion format:
+    key, vid_key, video_id, sentence) gives its rows, caption i <-> video i; one with only a
+    video_id column (``MSRVTT_test.full.csv``, ``MSRVTT_val.full.csv``) gives every json sentence
+    of its videos as for training, several captions per video (multi-sentence evaluation). Videos
+    are ``{video_root or root/"videos"}/{id}.mp4``, or ``{id}.webm`` where only that exists.
+    Raises FileNotFoundError for a missing annotation file and ValueError for a malformed one
+    (missing column or key, empty caption).
     """
     root = Path(root)
     videos_dir = Path(video_root) if video_root is not None else root / "videos"
     if split == "train":
-        ids, captions = _train_sentences(root / train_csv, root / data_json)
-        first_seen: dict[str, int] = {}
-        caption_video = [first_seen.setdefault(v, len(first_seen)) for v in ids]
-        video_ids = list(first_seen)
+        items = _json_sentences(root / train_csv, root / data_json)
     elif split == "test":
-        video_ids, captions = _test_sentences(root / test_csv)
-        caption_video = list(range(len(video_ids)))
+        header, rows = _read_csv(root / test_csv, ("video_id",))
+        if "sentence" in header:
+            return _jsfusion_pairs(root / test_csv, header, rows, videos_dir)
+        items = _json_sentences(root / test_csv, root / data_json)
     else:
         raise ValueError(f"MSR-VTT split must be 'train' or 'test', got {split!r}")
-    return VideoTextPairs(
-        video_ids=video_ids,
-        video_paths=[video_file(videos_dir, v) for v in video_ids],
-        captions=captions,
-        caption_video=caption_video,
-    )
+    paths = {video: video_file(videos_dir, video) for video, _ in items}
+    return pairs_from_items(items, paths)
 
 
 def load_video_ids(path: Path) -> list[str]:
     """The ``video_id`` column of a split csv (``MSRVTT_train.9k.csv`` and the like), in order."""
-    return [row["video_id"] for row in _read_csv(Path(path), ("video_id",))]
+    return [row["video_id"] for row in _read_csv(Path(path), ("video_id",))[1]]
 
 
 def video_file(videos_dir: Path, video_id: str) -> Path:
@@ -68,67 +76,84 @@ def video_file(videos_dir: Path, video_id: str) -> Path:
     return webm if not mp4.exists() and webm.exists() else mp4
 
 
-def load_msrvtt_qa(path_jsonl: Path, ans2label_path: Path) -> tuple[list[dict], dict[str, int]]:
-    """MSRVTT-QA questions and the answer vocabulary.
-
-    ``path_jsonl`` holds one JSON object per line with the fields answer, question, video_id and
-    answer_type; ``ans2label_path`` a JSON object answer -> label. Returns the question dicts (in
-    file order, all answers kept, in vocabulary or not) and the vocabulary. Raises
-    FileNotFoundError for a missing file and ValueError for a malformed line or vocabulary.
-    """
-    path_jsonl, ans2label_path = Path(path_jsonl), Path(ans2label_path)
-    _require(path_jsonl, "MSRVTT-QA", QA_SOURCE)
-    _require(ans2label_path, "MSRVTT-QA", QA_SOURCE)
+def load_qa_questions(path_jsonl: Path) -> list[dict]:
+    """MSRVTT-QA questions of one jsonl file, in file order, all answers kept (in vocabulary or
+    not): dicts with at least the keys answer, question, video_id and answer_type. Raises
+    FileNotFoundError for a missing file and ValueError for a malformed line."""
+    path_jsonl = require_file(Path(path_jsonl), QA_TITLE, QA_SOURCE)
     questions = []
     with path_jsonl.open(encoding="utf-8") as f:
         for lineno, line in enumerate(f, start=1):
             if not line.strip():
                 continue
-            item = _parse_json(line, f"{path_jsonl}:{lineno}")
+            item = parse_json(line, f"{path_jsonl}:{lineno}")
             for field in QA_FIELDS:
                 if not isinstance(item, dict) or field not in item:
                     raise ValueError(f"{path_jsonl}:{lineno}: missing key {field!r}")
             questions.append(item)
-    ans2label = _parse_json(ans2label_path.read_text(encoding="utf-8"), str(ans2label_path))
+    return questions
+
+
+def load_answer_vocabulary(ans2label_path: Path) -> dict[str, int]:
+    """The answer vocabulary ``{answer: label}`` of ``train_ans2label.json`` (one-line errors for
+    a missing file or one that is not a JSON object of string -> int)."""
+    ans2label = read_json(Path(ans2label_path), QA_TITLE, QA_SOURCE)
     if not isinstance(ans2label, dict) or not all(
         isinstance(k, str) and isinstance(v, int) for k, v in ans2label.items()
     ):
         raise ValueError(f"{ans2label_path}: expected a JSON object mapping answer -> int label")
-    return questions, ans2label
+    return ans2label
 
 
-def _train_sentences(train_csv: Path, data_json: Path) -> tuple[list[str], list[str]]:
-    train_ids = set(load_video_ids(train_csv))
-    _require(data_json, "MSR-VTT annotation", RETRIEVAL_SOURCE)
-    data = _parse_json(data_json.read_text(encoding="utf-8"), str(data_json))
+def load_msrvtt_qa(path_jsonl: Path, ans2label_path: Path) -> tuple[list[dict], dict[str, int]]:
+    """MSRVTT-QA questions of ``path_jsonl`` (:func:`load_qa_questions`) and the vocabulary of
+    ``ans2label_path`` (:func:`load_answer_vocabulary`)."""
+    require_file(Path(ans2label_path), QA_TITLE, QA_SOURCE)
+    return load_qa_questions(path_jsonl), load_answer_vocabulary(ans2label_path)
+
+
+def _json_sentences(ids_csv: Path, data_json: Path) -> list[tuple[str, str]]:
+    """(video_id, caption) of every json sentence whose video ``ids_csv`` lists, in json order."""
+    wanted = set(load_video_ids(ids_csv))
+    data = read_json(data_json, TITLE, RETRIEVAL_SOURCE)
     if not isinstance(data, dict) or not isinstance(data.get("sentences"), list):
         raise ValueError(f"{data_json}: missing key 'sentences' (a list of captions)")
-    ids, captions = [], []
+    items = []
     for n, sentence in enumerate(data["sentences"]):
         for key in ("video_id", "caption"):
             if not isinstance(sentence, dict) or key not in sentence:
                 raise ValueError(f"{data_json}: sentences[{n}] has no key {key!r}")
-        if sentence["video_id"] in train_ids:
-            ids.append(sentence["video_id"])
-            captions.append(_caption(sentence["caption"], data_json, sentence["video_id"]))
-    if not ids:
-        raise ValueError(f"{data_json}: no sentence belongs to a video listed in {train_csv}")
-    return ids, captions
+        if sentence["video_id"] in wanted:
+            video = sentence["video_id"]
+            items.append((video, caption_text(sentence["caption"], data_json, video)))
+    if not items:
+        raise ValueError(f"{data_json}: no sentence belongs to a video listed in {ids_csv}")
+    return items
 
 
-def _test_sentences(test_csv: Path) -> tuple[list[str], list[str]]:
-    rows = _read_csv(test_csv, TEST_COLUMNS)
-    return (
-        [row["video_id"] for row in rows],
-        [_caption(row["sentence"], test_csv, row["video_id"]) for row in rows],
+def _jsfusion_pairs(
+    test_csv: Path, header: list[str], rows: list[dict[str, str]], videos_dir: Path
+) -> VideoTextPairs:
+    for column in JSFUSION_COLUMNS:
+        if column not in header:
+            raise ValueError(
+                f"{test_csv}: missing column {column!r} "
+                f"(expected header {','.join(JSFUSION_COLUMNS)})"
+            )
+    video_ids = [row["video_id"] for row in rows]
+    return VideoTextPairs(
+        video_ids=video_ids,
+        video_paths=[video_file(videos_dir, v) for v in video_ids],
+        captions=[caption_text(row["sentence"], test_csv, row["video_id"]) for row in rows],
+        caption_video=list(range(len(rows))),
     )
 
 
-def _read_csv(path: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
-    _require(path, "MSR-VTT annotation", RETRIEVAL_SOURCE)
+def _read_csv(path: Path, columns: tuple[str, ...]) -> tuple[list[str], list[dict[str, str]]]:
+    require_file(path, TITLE, RETRIEVAL_SOURCE)
     with path.open(newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
-        header = reader.fieldnames or []
+        header = list(reader.fieldnames or [])
         for column in columns:
             if column not in header:
                 raise ValueError(
@@ -136,52 +161,47 @@ def _read_csv(path: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
                 )
         rows = list(reader)
     for lineno, row in enumerate(rows, start=2):
-        if any(row[c] is None for c in columns):
+        if any(row[c] is None for c in header):
             raise ValueError(f"{path}:{lineno}: row has fewer fields than the header")
-    return rows
+    return header, rows
 
 
-def _caption(text: Any, path: Path, video_id: str) -> str:
-    if not isinstance(text, str) or not text.strip():
-        raise ValueError(f"{path}: empty caption for video {video_id!r}")
-    return text
-
-
-def _parse_json(text: str, where: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-
-
-def _require(path: Path, what: str, source: str) -> None:
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} file not found: {path} ({source})")
-
-
-class MSRVTT:
-    """The ``msrvtt`` dataset entry: 9k expanded training pairs, JSFusion 1k-A test pairs.
+class MSRVTT(DatasetEntry):
+    """The ``msrvtt`` dataset entry: expanded training pairs of the ``msrvtt.train_split`` list
+    (9k, 7k or full) and the ``msrvtt.test_split`` test (1k-A: JSFusion, one caption per video;
+    full: 2,990 videos with all their json captions, multi-sentence).
 
     Reads ``data.root`` (MSRVTT_data.json and the csv files of CLIP4Clip's msrvtt_data.zip) and
     ``data.video_root`` (default ``<root>/videos``); file names come from the ``msrvtt`` section.
+    Split ``val`` is the 1k-A test for ``test_split: 1k-A`` (as in the reference repos) and
+    ``MSRVTT_val.full.csv`` for ``full``.
     """
 
+    section = "msrvtt"
+    title = TITLE
+    contents = "MSRVTT_data.json and the MSR-VTT csv files"
+
     def __init__(self, config: dict) -> None:
-        if not config["data"]["root"]:
-            raise ValueError(
-                "dataset msrvtt needs --data-root DIR (the folder with MSRVTT_data.json and the "
-                'MSR-VTT csv files; see README section "Datasets")'
-            )
-        self.root = Path(config["data"]["root"])
-        self.video_root = (
-            Path(config["data"]["video_root"]) if config["data"]["video_root"] else None
-        )
-        self.files = config["msrvtt"]
+        super().__init__(config)
+        train, test = self.options["train_split"], self.options["test_split"]
+        self.csv_of = {
+            "train": choose("msrvtt.train_split", train, self.options["train_csv"]),
+            "val": choose("msrvtt.test_split", test, self.options["val_csv"]),
+            "test": choose("msrvtt.test_split", test, self.options["test_csv"]),
+        }
 
     def pairs(self, split: str) -> VideoTextPairs:
-        """Caption-video pairs of ``split`` (train or test)."""
-        return load_msrvtt_pairs(self.root, split, self.video_root, **self.files)
-
-    def notes(self) -> list[str]:
-        """Lines shown under the results table."""
-        return []
+        """Caption-video pairs of ``split`` (train, val or test)."""
+        check_split(split, TITLE)
+        pairs = load_msrvtt_pairs(
+            self.root,
+            "train" if split == "train" else "test",
+            self.video_root,
+            train_csv=self.csv_of["train"],
+            test_csv=self.csv_of[split],
+            data_json=self.options["data_json"],
+        )
+        one_to_one = pairs.caption_video == list(range(pairs.num_videos))
+        kind = "one caption per video" if one_to_one else "every json caption of each video"
+        self.note(split, f"{self.csv_of[split]}, {pairs.num_videos} videos, {kind}")
+        return pairs
