@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,20 +46,37 @@ class ClipSource:
         self.cache_in_memory = cache_in_memory
         self._cache: dict[Path, tuple[torch.Tensor, torch.Tensor]] = {}
 
-    def frames_uint8(self, path: Path) -> tuple[torch.Tensor, torch.Tensor]:
-        """The sampled, resized frames (F, S, S, 3) uint8 and the mask (F,) of ``path``."""
-        cached = self._cache.get(path)
-        if cached is None and self.cache is not None:
+    def frames_uint8(
+        self, path: Path, segment: tuple[float, float] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The sampled, resized frames (F, S, S, 3) uint8 and the mask (F,) of ``path``, read
+        from the ``segment`` (start, end) seconds when given (clamped to the file's end).
+
+        The frame cache holds whole-file clips, so a segment is always decoded.
+        """
+        key = (path, segment)
+        cached = self._cache.get(key)
+        if cached is None and self.cache is not None and segment is None:
             cached = self.cache.get(path)
         if cached is None:
-            cached = load_clip_uint8(path, self.max_frames, self.image_size, self.framerate)
+            start, end = segment if segment is not None else (None, None)
+            cached = load_clip_uint8(
+                path, self.max_frames, self.image_size, self.framerate, start, end
+            )
             if self.cache_in_memory:
-                self._cache[path] = cached
+                self._cache[key] = cached
         return cached
 
-    def __call__(self, path: Path) -> tuple[torch.Tensor, torch.Tensor]:
-        frames, mask = self.frames_uint8(path)
+    def __call__(
+        self, path: Path, segment: tuple[float, float] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        frames, mask = self.frames_uint8(path, segment)
         return normalize_clip(frames, mask), mask
+
+
+def segment_of(pairs: VideoTextPairs, video: int) -> tuple[float, float] | None:
+    """The time window of video ``video`` of ``pairs`` (None: the whole file)."""
+    return None if pairs.segments is None else pairs.segments[video]
 
 
 def drop_bad_videos(
@@ -74,23 +90,13 @@ def drop_bad_videos(
     local_bad = []
     for i in distributed.shard(pairs.num_videos):
         try:
-            source.frames_uint8(pairs.video_paths[i])
+            source.frames_uint8(pairs.video_paths[i], segment_of(pairs, i))
         except VideoReadError as exc:
             local_bad.append((i, str(exc)))
     bad = dict(_all_gather_objects(local_bad))
     if not bad:
         return pairs, []
-    keep = [i for i in range(pairs.num_videos) if i not in bad]
-    new_index = {old: new for new, old in enumerate(keep)}
-    kept_captions = [c for c, v in enumerate(pairs.caption_video) if v in new_index]
-    kept = dataclasses.replace(
-        pairs,
-        video_ids=[pairs.video_ids[i] for i in keep],
-        video_paths=[pairs.video_paths[i] for i in keep],
-        captions=[pairs.captions[c] for c in kept_captions],
-        caption_video=[new_index[pairs.caption_video[c]] for c in kept_captions],
-        groups=None if pairs.groups is None else [pairs.groups[i] for i in keep],
-    )
+    kept = pairs.keep_videos([i for i in range(pairs.num_videos) if i not in bad])
     skipped = [{"path": str(pairs.video_paths[i]), "error": bad[i]} for i in sorted(bad)]
     return kept, skipped
 
@@ -122,15 +128,22 @@ class CaptionDataset(Dataset):
 class VideoDataset(Dataset):
     """Decoded clips: item -> ``{"index", "pixels" (F,3,S,S), "video_mask" (F,)}``."""
 
-    def __init__(self, paths: list[Path], source: ClipSource) -> None:
+    def __init__(
+        self,
+        paths: list[Path],
+        source: ClipSource,
+        segments: list[tuple[float, float] | None] | None = None,
+    ) -> None:
         self.paths = paths
         self.source = source
+        self.segments = segments
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        pixels, mask = self.source(self.paths[index])
+        segment = None if self.segments is None else self.segments[index]
+        pixels, mask = self.source(self.paths[index], segment)
         return {"index": index, "pixels": pixels, "video_mask": mask}
 
 
@@ -140,7 +153,7 @@ class PairDataset(Dataset):
     def __init__(self, pairs: VideoTextPairs, tokenizer: TextTokenizer, max_words: int, source):
         self.pairs = pairs
         self.captions = CaptionDataset(pairs.captions, tokenizer, max_words)
-        self.videos = VideoDataset(pairs.video_paths, source)
+        self.videos = VideoDataset(pairs.video_paths, source, pairs.segments)
 
     def __len__(self) -> int:
         return self.pairs.num_captions

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +16,9 @@ class VideoTextPairs:
     (MSR-VTT 1k-A) has ``caption_video == list(range(num_videos))``; a training split with several
     captions per video repeats indices. ``groups`` (optional, one id per video) marks videos that
     belong together, e.g. the two videos of an order twin, so a sampler can batch them together.
+    ``segments`` (optional, one entry per video) is the time window ``(start, end)`` in seconds to
+    read from the video file, or None for the whole file; a window past the end of the file is
+    clamped to it (ActivityNet ``(0, ceil(duration))``, DiDeMo ``(0, 31)``).
     """
 
     video_ids: list[str]
@@ -21,6 +26,7 @@ class VideoTextPairs:
     captions: list[str]
     caption_video: list[int]
     groups: list[int] | None = None
+    segments: list[tuple[float, float] | None] | None = None
 
     def __post_init__(self) -> None:
         if len(self.video_paths) != len(self.video_ids):
@@ -43,6 +49,18 @@ class VideoTextPairs:
             raise ValueError(
                 f"VideoTextPairs: {len(self.groups)} group ids for {len(self.video_ids)} videos"
             )
+        if self.segments is not None:
+            if len(self.segments) != len(self.video_ids):
+                raise ValueError(
+                    f"VideoTextPairs: {len(self.segments)} segments for "
+                    f"{len(self.video_ids)} videos"
+                )
+            for video, segment in enumerate(self.segments):
+                if segment is not None and not _valid_segment(segment):
+                    raise ValueError(
+                        f"VideoTextPairs: segment {segment!r} of video {self.video_ids[video]!r} "
+                        "must be None or (start, end) seconds with 0 <= start < end"
+                    )
 
     @property
     def num_videos(self) -> int:
@@ -53,3 +71,25 @@ class VideoTextPairs:
     def num_captions(self) -> int:
         """Number of captions (= pairs)."""
         return len(self.captions)
+
+    def keep_videos(self, keep: Sequence[int]) -> VideoTextPairs:
+        """These pairs restricted to the videos ``keep`` (indices, in that order) and their
+        captions (in caption order); groups and segments follow their videos."""
+        new_index = {old: new for new, old in enumerate(keep)}
+        kept = [c for c, v in enumerate(self.caption_video) if v in new_index]
+        return VideoTextPairs(
+            video_ids=[self.video_ids[i] for i in keep],
+            video_paths=[self.video_paths[i] for i in keep],
+            captions=[self.captions[c] for c in kept],
+            caption_video=[new_index[self.caption_video[c]] for c in kept],
+            groups=None if self.groups is None else [self.groups[i] for i in keep],
+            segments=None if self.segments is None else [self.segments[i] for i in keep],
+        )
+
+
+def _valid_segment(segment: object) -> bool:
+    if not isinstance(segment, tuple | list) or len(segment) != 2:
+        return False
+    start, end = segment
+    numbers = all(isinstance(t, int | float) and not isinstance(t, bool) for t in segment)
+    return numbers and math.isfinite(start) and math.isfinite(end) and 0 <= start < end

@@ -159,7 +159,7 @@ class RetrievalTask(Task):
             device,
         )
         video = self._features(
-            VideoDataset(pairs.video_paths, self.source),
+            VideoDataset(pairs.video_paths, self.source, pairs.segments),
             lambda b: model.encode_video(b["pixels"], b["video_mask"]),
             device,
         )

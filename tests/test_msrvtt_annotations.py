@@ -84,7 +84,7 @@ def test_missing_annotation_file_says_where_it_comes_from(tmp_path):
         load_msrvtt_pairs(tmp_path, "test")
     message = _one_line(exc)
     assert "MSRVTT_JSFUSION_test.csv" in message and "msrvtt_data.zip" in message
-    assert 'README section "Datasets"' in message
+    assert 'README section "Datasets: MSR-VTT"' in message
     (tmp_path / "MSRVTT_train.9k.csv").write_text("video_id\nvideo0\n")
     with pytest.raises(FileNotFoundError, match="MSRVTT_data.json"):
         load_msrvtt_pairs(tmp_path, "train")

@@ -51,7 +51,7 @@ import numpy as np
 
 from harness.data_types import VideoTextPairs
 from harness.video import write_test_video
-from tasks.datasets.msrvtt import load_msrvtt_pairs
+from tasks.datasets.msrvtt import load_msrvtt_pairs, load_msrvtt_qa, video_file
 
 GENERATOR_VERSION = 1
 DEFAULT_SIZES = {"train_videos": 2000, "val_videos": 200, "test_videos": 1000}
@@ -814,3 +814,21 @@ class SynthVTT:
             f"oracle ceiling R@1 {oracle['t2v']['r1']:.1f} "
             f"(order-blind oracle {oracle['t2v_order_blind']['r1']:.1f})"
         ]
+
+    def qa_questions(self, split: str) -> list[dict[str, str]]:
+        """The MSRVTT-QA items (answer, question, video_id, answer_type) of ``qa/{split}.jsonl``."""
+        if split not in SPLITS:
+            raise ValueError(f"synthvtt split must be one of {', '.join(SPLITS)}, got {split!r}")
+        return load_msrvtt_qa(self.folder / "qa" / f"{split}.jsonl", self._ans2label_path)[0]
+
+    def qa_vocabulary(self) -> dict[str, int]:
+        """The answer vocabulary answer -> label of ``qa/train_ans2label.json``."""
+        return load_msrvtt_qa(self.folder / "qa" / "train.jsonl", self._ans2label_path)[1]
+
+    def video_path(self, video_id: str) -> Path:
+        """The file of ``video_id`` under ``data.video_root`` (default ``<folder>/videos``)."""
+        return video_file(self.video_root or self.folder / "videos", video_id)
+
+    @property
+    def _ans2label_path(self) -> Path:
+        return self.folder / "qa" / "train_ans2label.json"
