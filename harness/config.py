@@ -73,6 +73,8 @@ def parse_override(text: str) -> tuple[str, Any]:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:
         value = raw
+    if isinstance(value, bool) and raw.strip().lower() not in ("true", "false"):
+        value = raw.strip()  # yaml 1.1 reads on/off/yes/no as booleans; keep the word
     return key.strip(), value
 
 

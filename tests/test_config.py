@@ -26,6 +26,12 @@ def test_overrides_parse_values_with_the_default_type():
     assert DEFAULTS["train"]["lr"] == 0.0001  # inputs are not mutated
 
 
+def test_override_words_like_off_stay_strings():
+    config = apply_overrides({"method": {"emcl": "off", "flag": False}}, ["method.emcl=off"])
+    assert config["method"]["emcl"] == "off"
+    assert apply_overrides(config, ["method.flag=true"])["method"]["flag"] is True
+
+
 def test_unknown_key_names_the_key_and_suggests():
     with pytest.raises(ConfigError) as err:
         apply_overrides(DEFAULTS, ["train.lrr=1"])
