@@ -7,3 +7,13 @@ METHODS.register(
     "baselines.emcl_net:EMCLNet",
     help="EMCL-Net: text-conditioned frame pooling + EM bases (NeurIPS 2022)",
 )
+METHODS.register(
+    "clip4clip",
+    "baselines.clip4clip:CLIP4Clip",
+    help="CLIP4Clip: meanP/seqLSTM/seqTransf pooling or tightTransf cross encoder",
+)
+METHODS.register(
+    "xclip",
+    "baselines.xclip:XCLIP",
+    help="X-CLIP: multi-grained contrast, attention over similarity matrices (ACM MM 2022)",
+)
