@@ -4,12 +4,12 @@ pooling and the EM step over every block of pooled videos and texts."""
 from __future__ import annotations
 
 import torch
-from harness.temporal import build_aggregator, init_from_clip_text
 
 from harness.config import Config
 from harness.emcl import EMCL, emcl_net_similarity
 from harness.encoder import VideoTextEncoder
 from harness.retrieval import Features, RetrievalModel, symmetric_cross_entropy
+from harness.temporal import build_aggregator, init_from_clip_text
 
 
 class EMCLNet(RetrievalModel):
