@@ -35,7 +35,8 @@ def worker(rank: int, port: int, queue) -> None:
         # eval gather: ranks hold interleaved rows plus one duplicated row (sampler padding)
         mine = torch.tensor([0, 2, 4]) if rank == 0 else torch.tensor([1, 3, 0])
         out["gathered"] = gather_by_index(mine, {"x": mine.float() * 10}, total=5)["x"]
-        queue.put((rank, out))
+        # plain lists: tensors would travel as shared-memory handles that die with this process
+        queue.put((rank, {k: v.tolist() for k, v in out.items()}))
     finally:
         dist.destroy_process_group()
 
@@ -47,7 +48,10 @@ def results() -> dict:
     procs = [ctx.Process(target=worker, args=(r, 29547, queue)) for r in range(WORLD)]
     for proc in procs:
         proc.start()
-    out = dict(queue.get(timeout=120) for _ in procs)
+    out = {}
+    for _ in procs:
+        rank, lists = queue.get(timeout=120)
+        out[rank] = {k: torch.tensor(v) for k, v in lists.items()}
     for proc in procs:
         proc.join(timeout=60)
         assert proc.exitcode == 0
