@@ -17,3 +17,11 @@ METHODS.register(
     "baselines.xclip:XCLIP",
     help="X-CLIP: multi-grained contrast, attention over similarity matrices (ACM MM 2022)",
 )
+METHODS.register(
+    "drl",
+    "baselines.drl:DRL",
+    help="DRL: weighted token-wise interaction + channel decorrelation (CDCR)",
+)
+METHODS.register(
+    "hmmc", "baselines.hmmc:HMMC", help="HMMC: hierarchical video/frame matching, momentum contrast"
+)

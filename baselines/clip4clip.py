@@ -30,8 +30,8 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from harness.config import Config, ConfigError
-from harness.emcl import EMCL
+from baselines.emcl_plugin import build_global_emcl, mix_globals
+from harness.config import Config, ConfigError, check_choice
 from harness.encoder import VideoTextEncoder, convert_openai_state_dict
 from harness.retrieval import Features, RetrievalModel, symmetric_cross_entropy
 from harness.temporal import (
@@ -43,7 +43,6 @@ from harness.temporal import (
 
 SIM_HEADERS = ("meanP", "seqLSTM", "seqTransf", "tightTransf")
 LOOSE_HEADERS = ("meanP", "seqLSTM", "seqTransf")
-EMCL_MODES = ("off", "inference", "joint")
 TEMPORAL_KEYS = ("frame_position_embeddings.", "transformerClip.", "lstm_visual.")
 # tightTransf reference keys -> our CrossEncoder keys (its transformer is mapped separately).
 CROSS_HEAD_KEYS = {
@@ -66,12 +65,6 @@ def cross_transformer_key(key: str) -> str | None:
     if key.startswith(CROSS_BLOCKS):
         return "transformerClip.resblocks." + key.removeprefix(CROSS_BLOCKS)
     return None
-
-
-def check_choice(key: str, value: object, choices: tuple[str, ...]) -> None:
-    """Raise a one-line ConfigError when ``value`` of config ``key`` is not in ``choices``."""
-    if value not in choices:
-        raise ConfigError(f"config key {key!r} must be one of {', '.join(choices)}, got {value!r}")
 
 
 def normalize(x: torch.Tensor) -> torch.Tensor:
@@ -99,47 +92,6 @@ def build_temporal(encoder: VideoTextEncoder, kind: str, num_layers: int) -> nn.
     )
     init_from_clip_text(module, encoder.clip)
     return module
-
-
-class GlobalEMCL(nn.Module):
-    """The EMCL plug-in on per-item global vectors (see the module docstring); ``off`` is the
-    identity. ``settings`` holds ``k``, ``stage_num``, ``lamd``, ``beta`` (and ``momentum`` for
-    ``joint``)."""
-
-    def __init__(self, mode: str, settings: Mapping[str, float]) -> None:
-        super().__init__()
-        check_choice("method.emcl", mode, EMCL_MODES)
-        self.mode = mode
-        self.em: EMCL | None = None
-        if mode != "off":
-            self.em = EMCL(
-                k=int(settings["k"]),
-                stage_num=int(settings["stage_num"]),
-                momentum=float(settings.get("momentum", 0.9)),
-                lamd=float(settings["lamd"]),
-                beta=float(settings["beta"]),
-                variant="emcl_net" if mode == "inference" else "joint",
-            )
-
-    @classmethod
-    def from_config(cls, method: Config) -> GlobalEMCL:
-        """The plug-in of ``method.emcl`` with its ``method.emcl_<mode>`` settings (a bare YAML
-        ``off`` reads as False and means off)."""
-        mode = "off" if method["emcl"] is False else method["emcl"]
-        return cls(mode, method.get(f"emcl_{mode}", {}))
-
-    @property
-    def mixes_block(self) -> bool:
-        """Whether scores depend on which rows share a scoring block."""
-        return self.em is not None
-
-    def forward(self, text: torch.Tensor, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """text (Bt, D), video (Bv, D) -> the same after one EM step over ``[video; text]`` rows
-        (unchanged when off, and in training for ``inference``)."""
-        if self.em is None or (self.mode == "inference" and self.training):
-            return text, video
-        mixed = self.em(torch.cat((video, text), dim=0))
-        return mixed[video.shape[0] :], mixed[: video.shape[0]]
 
 
 class CrossEncoder(nn.Module):
@@ -197,9 +149,9 @@ class CLIP4Clip(RetrievalModel):
         self.sim_header = method["sim_header"]
         check_choice("method.sim_header", self.sim_header, SIM_HEADERS)
         self.tight = self.sim_header == "tightTransf"
-        self.emcl = GlobalEMCL.from_config(method)
+        self.emcl = build_global_emcl(method)
         if self.tight:
-            if self.emcl.mixes_block:
+            if self.emcl is not None:
                 raise ConfigError(
                     "method.emcl needs global text/video vectors, which tightTransf has not; "
                     "set method.emcl=off or another method.sim_header"
@@ -215,7 +167,7 @@ class CLIP4Clip(RetrievalModel):
             init_from_clip_text(self.cross.encoder, encoder.clip)
         else:
             self.aggregator = build_temporal(encoder, self.sim_header, method["temporal_layers"])
-        self.eval_block = config["eval"]["block_size"] if self.emcl.mixes_block else None
+        self.eval_block = config["eval"]["block_size"] if self.emcl is not None else None
 
     def encode_text(self, ids: torch.Tensor, mask: torch.Tensor) -> Features:
         """Loose: ``{"text": (B, D)}`` normalised EOT feature; tight: ``{"sentence": (B, D)}``."""
@@ -235,7 +187,7 @@ class CLIP4Clip(RetrievalModel):
         tightTransf."""
         if self.tight:
             return self.cross(text["sentence"], video["frames"], video["video_mask"])
-        t, v = self.emcl(text["text"], video["video"])
+        t, v = mix_globals(self.emcl, text["text"], video["video"])
         return t @ v.t()
 
     def loss(self, text: Features, video: Features) -> torch.Tensor:

@@ -29,15 +29,14 @@ from torch import nn
 from baselines.clip4clip import (
     LOOSE_HEADERS,
     TEMPORAL_KEYS,
-    GlobalEMCL,
     build_temporal,
-    check_choice,
     load_reference_checkpoint,
     load_weights,
     mean_pooled_video,
     normalize,
 )
-from harness.config import Config
+from baselines.emcl_plugin import build_global_emcl, mix_globals
+from harness.config import Config, check_choice
 from harness.encoder import VideoTextEncoder
 from harness.retrieval import Features, RetrievalModel, symmetric_cross_entropy
 from harness.temporal import load_reference_temporal_state
@@ -93,8 +92,8 @@ class XCLIP(RetrievalModel):
         self.tau = method["tau"]
         self.original_frames = method["original_frames"]
         self.mask_padding = method["mask_padding"]
-        self.emcl = GlobalEMCL.from_config(method)
-        self.eval_block = config["eval"]["block_size"] if self.emcl.mixes_block else None
+        self.emcl = build_global_emcl(method)
+        self.eval_block = config["eval"]["block_size"] if self.emcl is not None else None
 
     def encode_text(self, ids: torch.Tensor, mask: torch.Tensor) -> Features:
         """``{"sentence": (B, D), "words": (B, L, D), "word_mask": (B, L)}``, normalised."""
@@ -131,7 +130,7 @@ class XCLIP(RetrievalModel):
         frames = video["frames"]
         word_keep = text["word_mask"][:, None, :] if self.mask_padding else None  # (Bt, 1, L)
         frame_keep = video["video_mask"][None] if self.mask_padding else None  # (1, Bv, F)
-        em_sentence, em_video = self.emcl(sentence, video["video"])
+        em_sentence, em_video = mix_globals(self.emcl, sentence, video["video"])
         video_sentence = em_sentence @ self.global_mat_weight @ em_video.t()
         video_word = attend(
             torch.einsum("tld,vd->tvl", words, video["video"]),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import difflib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +141,14 @@ def coerce(key: str, default: Any, value: Any, source: str) -> Any:
             f"got {type(value).__name__} {value!r}"
         )
     return value
+
+
+def check_choice(key: str, value: Any, choices: Sequence[Any]) -> None:
+    """Raise a one-line ConfigError when ``value`` of ``key`` is not one of ``choices``."""
+    if value not in choices:
+        raise ConfigError(
+            f"config key {key!r} must be one of {', '.join(map(str, choices))}, got {value!r}"
+        )
 
 
 def get_key(config: Config, dotted: str) -> Any:

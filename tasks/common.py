@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from harness.cache import FrameCache, cache_dir_for
-from harness.config import Config, ConfigError
+from harness.config import Config, check_choice
 from harness.data import ClipSource
 from harness.encoder import VideoTextEncoder, build_clip
 from harness.encoder.clip import OPENAI_SUFFIXES
@@ -16,14 +15,6 @@ from harness.text import TextTokenizer, build_tokenizer
 CLIP_BPE = (
     Path(__file__).resolve().parent.parent / "harness" / "assets" / "bpe_simple_vocab_16e6.txt.gz"
 )
-
-
-def check_choice(key: str, value: Any, choices: Sequence[Any]) -> None:
-    """Raise a one-line ConfigError when ``value`` of ``key`` is not one of ``choices``."""
-    if value not in choices:
-        raise ConfigError(
-            f"config key {key!r} must be one of {', '.join(map(str, choices))}, got {value!r}"
-        )
 
 
 def build_text_tokenizer(config: Config, captions: Sequence[str]) -> TextTokenizer:

@@ -1,0 +1,339 @@
+"""DRL: disentangled representation learning for text-video retrieval (foolwood/DRL; METHODS §3).
+
+Features: every projected text token (causal mask only) with the tokenizer mask, and frame CLS
+features after the temporal module (seqTransf with the CLIP init trick by default). Interactions:
+
+- ``dp``: cosine of the normalised EOT token and the normalised masked mean of normalised frames;
+- ``ti``: token-wise max matching, ``(mean_i max_j + mean_j max_i) / 2`` over valid tokens/frames;
+- ``wti``: the same maxima weighted by softmaxes of learnt weight heads (``wti_arch`` 1/2/3).
+
+Masked token x frame similarities are set to 0 (not -inf) before the maxima, as in the reference.
+The loss is ``(CE(sS) + CE(sS^T)) / 2 + cdcr_lambda * CDCR`` with CDCR (channel decorrelation)
+variant ``cdcr`` 1 (random token/frame per sample; for dp the sentence/video vectors; the dp
+reference uses this formula for every non-zero ``cdcr``), 2 (best-matching partners) or 3
+(partners weighted by the WTI weights, divided by the batch size). The cross-transformer
+interaction ``xti`` (an ablation in the paper) is not implemented. One guard differs from the
+reference: CDCR standardises an exactly constant channel to 0 where the reference divides 0 by 0
+(its loss turns NaN, which a randomly initialised encoder can trigger); otherwise they agree.
+
+EMCL plug-in (``method.emcl``, :mod:`baselines.emcl_plugin`): the global vectors are DRL's dp
+vectors (normalised EOT token; normalised masked mean of normalised frames). With ``dp`` they
+are the whole score, so EMCL replaces it by ``t' . v'``. ``ti``/``wti`` scores have no global part:
+EMCL adds one, ``S = (S_tokenwise + t' . v') / 2``, as the EMCL inference module's host model
+(CLIP2Video) averages its EM-processed global branch with its untouched token-level branch. CDCR
+is unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from baselines.emcl_plugin import build_global_emcl
+from harness.config import Config, ConfigError
+from harness.encoder import VideoTextEncoder
+from harness.encoder.openai_convert import convert_openai_state_dict
+from harness.retrieval import Features, RetrievalModel, symmetric_cross_entropy
+from harness.temporal import build_aggregator, init_from_clip_text, load_reference_temporal_state
+
+INTERACTIONS = ("dp", "ti", "wti")
+WTI_ARCHS = (1, 2, 3)
+CDCR_VARIANTS = (0, 1, 2, 3)
+# The reference draws one random token/frame index per sample as randint(0, 10000) % count.
+_RANDOM_INDEX_RANGE = 10000
+
+
+def _normalize(x: torch.Tensor) -> torch.Tensor:
+    """L2-normalise the last axis without epsilon (as the reference)."""
+    return x / x.norm(dim=-1, keepdim=True)
+
+
+def _standardize(x: torch.Tensor) -> torch.Tensor:
+    """Per-channel standardisation over rows (unbiased std, no epsilon): (N, D) -> (N, D).
+
+    A channel that is exactly constant over the rows (e.g. every frame's best partner is the
+    start token, whose feature is the same in every caption) standardises to 0 here, where the
+    reference divides 0 by 0 and the loss turns NaN; elsewhere the two agree.
+    """
+    centered = x - x.mean(dim=0)
+    # The variance comes from the same deviations that are divided, so an exactly constant
+    # channel gives 0 / tiny = 0 rather than rounding noise over a separately computed zero.
+    var = centered.pow(2).sum(dim=0) / (x.shape[0] - 1)
+    return centered / var.clamp(min=torch.finfo(x.dtype).tiny).sqrt()
+
+
+def weight_head(arch: int, width: int) -> nn.Module:
+    """The WTI weight branch ``g``: (..., width) -> (..., 1). arch 1: one Linear; arch 2/3: one or
+    two hidden ``Linear(width, width) -> ReLU`` layers first. Linear weights N(0, 0.02), biases 0
+    (the reference ``init_weights``); module indices match the reference keys."""
+    if arch == 1:
+        head: nn.Module = nn.Linear(width, 1)
+    else:
+        hidden = [m for _ in range(arch - 1) for m in (nn.Linear(width, width), nn.ReLU())]
+        head = nn.Sequential(*hidden, nn.Linear(width, 1))
+    for module in head.modules():
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            nn.init.zeros_(module.bias)
+    return head
+
+
+def eot_tokens(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """tokens (B, L, D), mask (B, L) -> the EOT row at ``sum(mask) - 1``, (B, D)."""
+    eot = mask.long().sum(dim=-1) - 1
+    return tokens[torch.arange(tokens.shape[0], device=tokens.device), eot]
+
+
+def masked_mean(frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """frames (B, F, D), mask (B, F) -> mean over real frames (B, D); an empty mask divides by 1."""
+    weights = mask.to(frames.dtype).unsqueeze(-1)
+    count = weights.sum(dim=1).clamp(min=1.0)
+    return (frames * weights).sum(dim=1) / count
+
+
+def global_vectors(text: Features, video: Features) -> tuple[torch.Tensor, torch.Tensor]:
+    """DRL's dp vectors: ``norm(EOT)`` (Bt, D) and ``norm(masked mean of norm(frames))`` (Bv, D)."""
+    t = _normalize(eot_tokens(text["tokens"], text["mask"]))
+    v = _normalize(masked_mean(_normalize(video["frames"]), video["video_mask"]))
+    return t, v
+
+
+def token_frame_similarity(
+    t_hat: torch.Tensor, t_mask: torch.Tensor, v_hat: torch.Tensor, v_mask: torch.Tensor
+) -> torch.Tensor:
+    """Cosines of every token with every frame, 0 where either is padding.
+
+    t_hat (A, L, D), v_hat (B, F, D) normalised; masks (A, L), (B, F) -> (A, B, L, F).
+    """
+    sims = torch.einsum("ald,bfd->ablf", t_hat, v_hat)
+    tm = t_mask.to(sims.dtype)[:, None, :, None]
+    vm = v_mask.to(sims.dtype)[None, :, None, :]
+    return sims * tm * vm
+
+
+def tokenwise_scores(
+    sims: torch.Tensor,
+    t_mask: torch.Tensor,
+    v_mask: torch.Tensor,
+    t_weight: torch.Tensor | None = None,
+    v_weight: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """TI (weights None) or WTI scores (A, B) from ``sims`` (A, B, L, F).
+
+    TI averages the maxima over real tokens/frames; WTI weights them by ``t_weight`` (A, L) and
+    ``v_weight`` (B, F). Maxima include the zeroed padded entries, as in the reference.
+    """
+    t2v = sims.max(dim=-1).values  # (A, B, L): best frame per token
+    v2t = sims.max(dim=-2).values  # (A, B, F): best token per frame
+    if t_weight is None or v_weight is None:
+        t2v = t2v.sum(dim=-1) / t_mask.to(sims.dtype).sum(dim=-1)[:, None]
+        v2t = v2t.sum(dim=-1) / v_mask.to(sims.dtype).sum(dim=-1)[None, :]
+    else:
+        t2v = torch.einsum("abl,al->ab", t2v, t_weight)
+        v2t = torch.einsum("abf,bf->ab", v2t, v_weight)
+    return (t2v + v2t) / 2.0
+
+
+def decorrelation_loss(c: torch.Tensor, alpha1: float, alpha2: float) -> torch.Tensor:
+    """``alpha1 * sum_k (c_kk - 1)^2 + alpha2 * sum_{k != l} c_kl^2`` of a (D, D) matrix."""
+    diag = torch.diagonal(c)
+    on = (diag - 1.0).pow(2).sum()
+    off = c.pow(2).sum() - diag.pow(2).sum()
+    return alpha1 * on + alpha2 * off
+
+
+def cross_correlation(
+    a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor | None = None, denom: float | None = None
+) -> torch.Tensor:
+    """``sum_r w_r z(a)_r^T z(b)_r / denom`` (D, D) of paired rows a, b (N, D); by default w = 1
+    and denom = N."""
+    za, zb = _standardize(a), _standardize(b)
+    if weight is not None:
+        za = za * weight[:, None]
+    return za.t() @ zb / (a.shape[0] if denom is None else denom)
+
+
+class DRL(RetrievalModel):
+    """Token-level text features against aggregated frame features, scored by DP/TI/WTI."""
+
+    def __init__(self, encoder: VideoTextEncoder, config: Config) -> None:
+        super().__init__(encoder, config["train"]["gather_grad"])
+        method = config["method"]
+        self.interaction = method["interaction"]
+        self.cdcr = method["cdcr"]
+        _check_options(method)
+        text_config = encoder.clip.config.text_config
+        width = encoder.embed_dim
+        self.aggregator = build_aggregator(
+            method["agg_module"],
+            width=width,
+            heads=text_config.num_attention_heads,
+            num_layers=method["temporal_layers"],
+            max_positions=text_config.max_position_embeddings,
+        )
+        init_from_clip_text(self.aggregator, encoder.clip)
+        if self.interaction == "wti":
+            self.text_weight_fc = weight_head(method["wti_arch"], width)
+            self.video_weight_fc = weight_head(method["wti_arch"], width)
+        self.cdcr_alpha1 = method["cdcr_alpha1"]
+        self.cdcr_alpha2 = method["cdcr_alpha2"]
+        self.cdcr_lambda = method["cdcr_lambda"]
+        self.global_emcl = build_global_emcl(method)
+        # EMCL mixes the rows of a block, so blocks must then follow eval.block_size.
+        self.eval_block = None if self.global_emcl is None else config["eval"]["block_size"]
+
+    def encode_text(self, ids: torch.Tensor, mask: torch.Tensor) -> Features:
+        """``{"tokens": (B, L, D), "mask": (B, L)}``: every projected token, not normalised."""
+        return {"tokens": self.encoder.encode_text(ids, mask).words.float(), "mask": mask}
+
+    def encode_video(self, pixels: torch.Tensor, video_mask: torch.Tensor) -> Features:
+        """``{"frames": (B, F, D), "video_mask": (B, F)}`` after temporal aggregation."""
+        frames = self.encoder.encode_frames(pixels).cls.float()
+        return {"frames": self.aggregator(frames, video_mask), "video_mask": video_mask}
+
+    def _weights(self, text: Features, video: Features) -> tuple[torch.Tensor, torch.Tensor]:
+        """WTI softmax weights over real tokens (A, L) and real frames (B, F), computed from the
+        unnormalised features."""
+        t_logit = self.text_weight_fc(text["tokens"]).squeeze(-1)
+        v_logit = self.video_weight_fc(video["frames"]).squeeze(-1)
+        t_logit = t_logit.masked_fill(text["mask"] == 0, float("-inf"))
+        v_logit = v_logit.masked_fill(video["video_mask"] == 0, float("-inf"))
+        return torch.softmax(t_logit, dim=-1), torch.softmax(v_logit, dim=-1)
+
+    def _scores(self, text: Features, video: Features) -> tuple[torch.Tensor, dict[str, Any]]:
+        """Interaction scores (A, B) without scale, and what CDCR needs."""
+        t, v = global_vectors(text, video)
+        parts: dict[str, Any] = {"t": t, "v": v}
+        if self.interaction == "dp":
+            scores = t @ v.t()
+        else:
+            t_hat, v_hat = _normalize(text["tokens"]), _normalize(video["frames"])
+            sims = token_frame_similarity(t_hat, text["mask"], v_hat, video["video_mask"])
+            weights = self._weights(text, video) if self.interaction == "wti" else (None, None)
+            scores = tokenwise_scores(sims, text["mask"], video["video_mask"], *weights)
+            parts.update(t_hat=t_hat, v_hat=v_hat, sims=sims, weights=weights)
+        if self.global_emcl is not None and self.global_emcl.applies:
+            em_scores = self.global_emcl(t, v)
+            scores = em_scores if self.interaction == "dp" else (scores + em_scores) / 2.0
+        return scores, parts
+
+    def similarity(self, text: Features, video: Features) -> torch.Tensor:
+        """Scores (Bt, Bv) of one block, without the logit scale."""
+        return self._scores(text, video)[0]
+
+    def loss(self, text: Features, video: Features) -> torch.Tensor:
+        """Symmetric cross-entropy on ``logit_scale * S`` plus ``cdcr_lambda * CDCR``."""
+        scores, parts = self._scores(text, video)
+        loss = symmetric_cross_entropy(self.logit_scale * scores)
+        if self.cdcr:
+            corr = self._cdcr_correlation(text, video, parts)
+            loss = loss + self.cdcr_lambda * decorrelation_loss(
+                corr, self.cdcr_alpha1, self.cdcr_alpha2
+            )
+        return loss
+
+    def _cdcr_correlation(
+        self, text: Features, video: Features, parts: dict[str, Any]
+    ) -> torch.Tensor:
+        """The (D, D) cross-correlation of the configured CDCR variant on the global batch."""
+        if self.interaction == "dp":
+            return cross_correlation(parts["t"], parts["v"])
+        t_hat, v_hat = parts["t_hat"], parts["v_hat"]
+        t_mask, v_mask = text["mask"], video["video_mask"]
+        rows = torch.arange(t_hat.shape[0], device=t_hat.device)
+        if self.cdcr == 1:
+            t_count, v_count = t_mask.long().sum(-1), v_mask.long().sum(-1)
+            t_pick = torch.randint_like(t_count, _RANDOM_INDEX_RANGE) % t_count
+            v_pick = torch.randint_like(v_count, _RANDOM_INDEX_RANGE) % v_count
+            return cross_correlation(t_hat[rows, t_pick], v_hat[rows, v_pick])
+        pair = parts["sims"][rows, rows]  # (B, L, F): text i against its own video
+        best_frame = pair.max(dim=-1).indices[:, :, None]  # (B, L, 1)
+        best_token = pair.max(dim=-2).indices[:, :, None]  # (B, F, 1)
+        t_valid, v_valid = t_mask.bool(), v_mask.bool()
+        frame_of_token = v_hat.gather(1, best_frame.expand(-1, -1, v_hat.shape[-1]))
+        token_of_frame = t_hat.gather(1, best_token.expand(-1, -1, t_hat.shape[-1]))
+        pairs_t = (t_hat[t_valid], frame_of_token[t_valid])
+        pairs_v = (v_hat[v_valid], token_of_frame[v_valid])
+        if self.cdcr == 2:
+            return (cross_correlation(*pairs_t) + cross_correlation(*pairs_v)) / 2.0
+        t_weight, v_weight = parts["weights"]
+        batch = float(t_hat.shape[0])
+        c_t = cross_correlation(*pairs_t, weight=t_weight[t_valid], denom=batch)
+        c_v = cross_correlation(*pairs_v, weight=v_weight[v_valid], denom=batch)
+        return (c_t + c_v) / 2.0
+
+
+def _check_options(method: Mapping) -> None:
+    """One-line ConfigErrors for unsupported interaction / CDCR settings."""
+    interaction, cdcr = method["interaction"], method["cdcr"]
+    if interaction == "xti":
+        raise ConfigError(
+            "config key 'method.interaction': xti (the cross-transformer ablation) is not "
+            f"implemented; use one of {', '.join(INTERACTIONS)}"
+        )
+    if interaction not in INTERACTIONS:
+        raise ConfigError(
+            f"config key 'method.interaction' must be one of {', '.join(INTERACTIONS)}, "
+            f"got {interaction!r}"
+        )
+    if method["wti_arch"] not in WTI_ARCHS:
+        raise ConfigError(
+            f"config key 'method.wti_arch' must be 1, 2 or 3, got {method['wti_arch']}"
+        )
+    if cdcr not in CDCR_VARIANTS:
+        raise ConfigError(f"config key 'method.cdcr' must be 0, 1, 2 or 3, got {cdcr!r}")
+    if interaction == "ti" and cdcr == 3:
+        raise ConfigError(
+            "config key 'method.cdcr': variant 3 weights rows by WTI weights, which "
+            "interaction ti lacks (the reference crashes); use method.cdcr=2 (or 0/1) with ti"
+        )
+
+
+_HEAD_PREFIXES = ("text_weight_fc.", "video_weight_fc.")
+_TEMPORAL_PREFIXES = ("frame_position_embeddings.", "transformerClip.", "lstm_visual.")
+
+
+def _describe(keys: list[str], limit: int = 6) -> str:
+    shown = ", ".join(keys[:limit])
+    return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
+
+
+def load_reference_checkpoint(model: DRL, state_dict: Mapping[str, torch.Tensor]) -> None:
+    """Load a foolwood/DRL ``pytorch_model.bin`` / ``best.pth`` state dict into ``model``.
+
+    ``clip.*`` OpenAI keys go to the encoder, ``frame_position_embeddings`` /
+    ``transformerClip.*`` / ``lstm_visual.*`` to the temporal module, ``text_weight_fc.*`` /
+    ``video_weight_fc.*`` to the WTI heads. Raises one ValueError line naming the checkpoint keys
+    the model has no place for, or the model weights the checkpoint lacks.
+    """
+    sd = dict(state_dict)
+    clip_weights = convert_openai_state_dict(sd, prefix="clip.")
+    missing, unexpected = model.encoder.clip.load_state_dict(clip_weights, strict=False)
+    if missing or unexpected:
+        raise ValueError(
+            f"DRL checkpoint CLIP weights do not fit the encoder: missing {_describe(missing)}, "
+            f"unexpected {_describe(unexpected)}"
+        )
+    has_temporal = any(k.startswith(_TEMPORAL_PREFIXES) for k in sd)
+    if has_temporal or next(model.aggregator.parameters(), None) is not None:
+        load_reference_temporal_state(model.aggregator, sd)
+    used = ("clip.", *_TEMPORAL_PREFIXES)
+    if model.interaction == "wti":
+        heads = {k: v.float() for k, v in sd.items() if k.startswith(_HEAD_PREFIXES)}
+        ours = {k for k in model.state_dict() if k.startswith(_HEAD_PREFIXES)}
+        if set(heads) != ours:
+            raise ValueError(
+                f"DRL checkpoint weight heads {_describe(sorted(heads)) or 'none'} do not fit "
+                f"wti_arch heads {_describe(sorted(ours))}; set method.wti_arch to match"
+            )
+        model.load_state_dict(heads, strict=False)
+        used = (*used, *_HEAD_PREFIXES)
+    unmatched = sorted(k for k in sd if not k.startswith(used))
+    if unmatched:
+        raise ValueError(
+            f"DRL checkpoint keys unused by interaction {model.interaction!r}: "
+            f"{_describe(unmatched)}"
+        )
