@@ -18,7 +18,7 @@ from typing import Protocol, runtime_checkable
 import ftfy
 import regex
 import torch
-from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
 
 CLIP_SOT = "<|startoftext|>"
 CLIP_EOT = "<|endoftext|>"
@@ -46,6 +46,11 @@ class TextTokenizer(Protocol):
 
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text``, without special tokens."""
+        ...
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Text of ``ids`` up to the first EOT, SOT skipped (the inverse of ``encode`` up to
+        normalisation)."""
         ...
 
 
@@ -82,6 +87,8 @@ class ClipBpeTokenizer:
         # Words arrive already split; this only maps bytes to the BPE alphabet.
         backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
         backend.add_special_tokens([CLIP_SOT, CLIP_EOT])
+        # Printable ASCII maps to itself in the byte alphabet, so "</w>" survives as text.
+        backend.decoder = decoders.ByteLevel()
         self._backend = backend
         self.sot_id = vocab[CLIP_SOT]
         self.eot_id = vocab[CLIP_EOT]
@@ -132,6 +139,13 @@ class ClipBpeTokenizer:
         if not words:
             return []
         return self._backend.encode(words, is_pretokenized=True, add_special_tokens=False).ids
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Cleaned text of ``ids`` up to the first EOT, SOT skipped: words separated by single
+        spaces (OpenAI's decoding; pad id 0 is the real token "!", so cut at EOT before)."""
+        ids = _before_eot(ids, self.eot_id, skip=(self.sot_id,))
+        text = self._backend.decode(ids, skip_special_tokens=False)
+        return " ".join(text.replace("</w>", " ").split())
 
 
 class WordTokenizer:
@@ -198,6 +212,23 @@ class WordTokenizer:
     def encode(self, text: str) -> list[int]:
         """Word ids of ``text``; unknown words map to [UNK] (id 1)."""
         return self._backend.encode(text, add_special_tokens=False).ids
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Words of ``ids`` joined by spaces, up to the first EOT, SOT and PAD skipped (unknown
+        words read ``[UNK]``); ``decode(encode(t))`` is ``t`` lowercased, punctuation spaced."""
+        ids = _before_eot(ids, self.eot_id, skip=(self.sot_id, self.pad_id))
+        return " ".join(self._backend.id_to_token(i) for i in ids)
+
+
+def _before_eot(ids: Iterable[int], eot_id: int, skip: tuple[int, ...]) -> list[int]:
+    """``ids`` (ints or a 1-D tensor) up to the first ``eot_id``, without those in ``skip``."""
+    kept = []
+    for i in (int(i) for i in ids):
+        if i == eot_id:
+            break
+        if i not in skip:
+            kept.append(i)
+    return kept
 
 
 def tokenize(

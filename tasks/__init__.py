@@ -6,6 +6,11 @@ TASKS.register(
     "retrieval", "tasks.retrieval:RetrievalTask", help="text-video retrieval (T2V and V2T)"
 )
 TASKS.register("qa", "tasks.qa:QATask", help="open-ended video question answering (EMCL-QA)")
+TASKS.register(
+    "captioning",
+    "tasks.captioning:CaptioningTask",
+    help="video captioning: transformer decoder on EMCL video tokens (greedy or beam)",
+)
 DATASETS.register(
     "synthvtt",
     "tasks.datasets.synthvtt:SynthVTT",

@@ -166,3 +166,27 @@ def test_word_tokenizer_rejects_foreign_files(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(ValueError, match="cannot load word tokenizer .*bad.json"):
         WordTokenizer.load(bad)
+
+
+def test_clip_bpe_decode_inverts_encode_up_to_cleaning(clip_bpe):
+    text = "A blue cube appears, then the red ball moves left. It's a café"
+    ids = clip_bpe.encode(text)
+    assert (
+        clip_bpe.decode(ids) == "a blue cube appears , then the red ball moves left . it 's a café"
+    )
+    # SOT skipped; everything from the first EOT on (the padding id 0 is the token "!") cut
+    framed = [clip_bpe.sot_id, *ids[:3], clip_bpe.eot_id, 0, 0]
+    assert clip_bpe.decode(torch.tensor(framed)) == "a blue cube"
+    assert clip_bpe.decode([clip_bpe.sot_id, clip_bpe.eot_id]) == ""
+
+
+def test_word_tokenizer_decode_inverts_encode():
+    tok = WordTokenizer.train(CAPTIONS)
+    assert (
+        tok.decode(tok.encode(CAPTIONS[1]))
+        == "a blue cube appears , then the red ball moves left ."
+    )
+    ids, _ = tokenize(tok, "the red ball", max_words=8)
+    assert tok.decode(ids) == "the red ball"
+    assert tok.decode([tok.sot_id, 4, tok.eot_id, 5]) == "ball"
+    assert tok.decode(tok.encode("a purple ball")) == "a [UNK] ball"

@@ -205,3 +205,27 @@ class MSRVTT(DatasetEntry):
         kind = "one caption per video" if one_to_one else "every json caption of each video"
         self.note(split, f"{self.csv_of[split]}, {pairs.num_videos} videos, {kind}")
         return pairs
+
+    def captioning_pairs(self, split: str) -> VideoTextPairs:
+        """Every json caption of the videos of the standard captioning ``split``: train =
+        MSRVTT_train.full.csv (6,513 videos), val = MSRVTT_val.full.csv (497), test =
+        MSRVTT_test.full.csv (2,990), whatever ``msrvtt.train_split`` / ``test_split`` say."""
+        check_split(split, TITLE)
+        options = {"train": "train_csv", "val": "val_csv", "test": "test_csv"}[split]
+        csv_name = self.options[options]["full"]
+        pairs = load_msrvtt_captions(
+            self.root, csv_name, self.video_root, self.options["data_json"]
+        )
+        self.note(split, f"captioning: {csv_name}, {pairs.num_videos} videos, all json captions")
+        return pairs
+
+
+def load_msrvtt_captions(
+    root: Path, ids_csv: str, video_root: Path | None = None, data_json: str = "MSRVTT_data.json"
+) -> VideoTextPairs:
+    """Every ``data_json`` sentence of the videos listed in the ``video_id`` column of ``ids_csv``
+    (json order; videos in order of first appearance), e.g. the references of captioning."""
+    root = Path(root)
+    videos_dir = Path(video_root) if video_root is not None else root / "videos"
+    items = _json_sentences(root / ids_csv, root / data_json)
+    return pairs_from_items(items, {video: video_file(videos_dir, video) for video, _ in items})

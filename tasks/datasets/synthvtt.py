@@ -51,7 +51,12 @@ import numpy as np
 
 from harness.data_types import VideoTextPairs
 from harness.video import write_test_video
-from tasks.datasets.msrvtt import load_msrvtt_pairs, load_msrvtt_qa, video_file
+from tasks.datasets.msrvtt import (
+    load_msrvtt_captions,
+    load_msrvtt_pairs,
+    load_msrvtt_qa,
+    video_file,
+)
 
 GENERATOR_VERSION = 1
 DEFAULT_SIZES = {"train_videos": 2000, "val_videos": 200, "test_videos": 1000}
@@ -828,6 +833,14 @@ class SynthVTT:
     def video_path(self, video_id: str) -> Path:
         """The file of ``video_id`` under ``data.video_root`` (default ``<folder>/videos``)."""
         return video_file(self.video_root or self.folder / "videos", video_id)
+
+    def captioning_pairs(self, split: str) -> VideoTextPairs:
+        """Every paraphrase in MSRVTT_data.json of every video of ``split`` (train: the training
+        captions; val/test: the full reference sets of captioning)."""
+        if split not in SPLITS:
+            raise ValueError(f"synthvtt split must be one of {', '.join(SPLITS)}, got {split!r}")
+        ids_csv = SPLIT_CSV.get(split, "MSRVTT_train.9k.csv")
+        return load_msrvtt_captions(self.folder, ids_csv, self.video_root)
 
     @property
     def _ans2label_path(self) -> Path:
