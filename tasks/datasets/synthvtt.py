@@ -52,9 +52,10 @@ import numpy as np
 from harness.data_types import VideoTextPairs
 from harness.video import write_test_video
 from tasks.datasets.msrvtt import (
+    load_answer_vocabulary,
     load_msrvtt_captions,
     load_msrvtt_pairs,
-    load_msrvtt_qa,
+    load_qa_questions,
     video_file,
 )
 
@@ -824,11 +825,11 @@ class SynthVTT:
         """The MSRVTT-QA items (answer, question, video_id, answer_type) of ``qa/{split}.jsonl``."""
         if split not in SPLITS:
             raise ValueError(f"synthvtt split must be one of {', '.join(SPLITS)}, got {split!r}")
-        return load_msrvtt_qa(self.folder / "qa" / f"{split}.jsonl", self._ans2label_path)[0]
+        return load_qa_questions(self.folder / "qa" / f"{split}.jsonl")
 
     def qa_vocabulary(self) -> dict[str, int]:
         """The answer vocabulary answer -> label of ``qa/train_ans2label.json``."""
-        return load_msrvtt_qa(self.folder / "qa" / "train.jsonl", self._ans2label_path)[1]
+        return load_answer_vocabulary(self.folder / "qa" / "train_ans2label.json")
 
     def video_path(self, video_id: str) -> Path:
         """The file of ``video_id`` under ``data.video_root`` (default ``<folder>/videos``)."""
@@ -841,7 +842,3 @@ class SynthVTT:
             raise ValueError(f"synthvtt split must be one of {', '.join(SPLITS)}, got {split!r}")
         ids_csv = SPLIT_CSV.get(split, "MSRVTT_train.9k.csv")
         return load_msrvtt_captions(self.folder, ids_csv, self.video_root)
-
-    @property
-    def _ans2label_path(self) -> Path:
-        return self.folder / "qa" / "train_ans2label.json"
