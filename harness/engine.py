@@ -152,6 +152,8 @@ def _train(
             f"{accelerator.num_processes} processes"
         )
     loader, sampler = task.train_loader(per_process)
+    # after prepare the loader yields this process's share of the batches
+    loader = accelerator.prepare(loader)
     steps_per_epoch = len(loader) // train_cfg["grad_accum"]
     total_steps = steps_per_epoch * train_cfg["epochs"]
     if total_steps < 1:
@@ -168,9 +170,9 @@ def _train(
         warmup=train_cfg["warmup_proportion"],
         total_steps=total_steps,
     )
-    prepared = accelerator.prepare(model, optimizer, loader, *([scheduler] if scheduler else []))
-    model, optimizer, loader = prepared[:3]
-    scheduler = prepared[3] if scheduler else None
+    prepared = accelerator.prepare(model, optimizer, *([scheduler] if scheduler else []))
+    model, optimizer = prepared[:2]
+    scheduler = prepared[2] if scheduler else None
     start_epoch, global_step = 0, 0
     if request.resume:
         checkpoint = latest_checkpoint(request.output_dir)

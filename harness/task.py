@@ -54,8 +54,9 @@ class Task:
         raise NotImplementedError
 
     def training_loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Scalar loss of one batch (``model`` may be DDP-wrapped: call it, do not reach in)."""
-        raise NotImplementedError
+        """Scalar loss of one batch; by default the model's forward returns it (``model`` may
+        be DDP-wrapped: call it, do not reach in)."""
+        return model(batch)
 
     def after_step(self, model: nn.Module) -> None:
         """Hook after every optimizer step (e.g. clamping the logit scale)."""

@@ -36,7 +36,13 @@ from harness.registry import DATASETS
 from harness.task import EvalOutput, Task
 from harness.temporal import _init_weights, build_aggregator, init_from_clip_text
 from harness.text import TextTokenizer
-from tasks.common import build_encoder_for, build_text_tokenizer, check_choice, clip_source
+from tasks.common import (
+    build_encoder_for,
+    build_text_tokenizer,
+    check_choice,
+    clip_source,
+    train_dataloader,
+)
 from tasks.retrieval import GroupedRoundSampler, ShardedBatches
 
 CAPTIONING_METHOD = "emcl"
@@ -301,17 +307,7 @@ class CaptioningTask(Task):
         dataset = PairDataset(self.train_pairs, self.tokenizer, length, self.source)
         # Rounds of one caption per video: a batch holds distinct videos.
         sampler = GroupedRoundSampler(self.train_pairs, self.config["seed"])
-        loader = DataLoader(
-            dataset,
-            batch_size=per_process_batch,
-            sampler=sampler,
-            drop_last=True,
-            num_workers=self.config["data"]["num_workers"],
-        )
-        return loader, sampler
-
-    def training_loss(self, model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return model(batch)
+        return train_dataloader(self.config, dataset, sampler, per_process_batch), sampler
 
     def generate(
         self, model: VideoCaptioner, pixels: torch.Tensor, video_mask: torch.Tensor

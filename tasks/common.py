@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from torch.utils.data import DataLoader, Dataset, Sampler
+
 from harness.cache import FrameCache, cache_dir_for
 from harness.config import Config, check_choice
 from harness.data import ClipSource
@@ -70,3 +72,16 @@ def build_encoder_for(config: Config, tokenizer: TextTokenizer) -> VideoTextEnco
         pad_id=tokenizer.pad_id,
     )
     return VideoTextEncoder(clip)
+
+
+def train_dataloader(
+    config: Config, dataset: Dataset, sampler: Sampler, per_process_batch: int
+) -> DataLoader:
+    """The training loader every task uses: the task's sampler, full batches only."""
+    return DataLoader(
+        dataset,
+        batch_size=per_process_batch,
+        sampler=sampler,
+        drop_last=True,
+        num_workers=config["data"]["num_workers"],
+    )

@@ -29,7 +29,13 @@ from harness.registry import DATASETS
 from harness.retrieval import MAX_LOGIT_SCALE, symmetric_cross_entropy
 from harness.task import EvalOutput, Task
 from harness.temporal import _init_weights, build_aggregator, init_from_clip_text
-from tasks.common import build_encoder_for, build_text_tokenizer, check_choice, clip_source
+from tasks.common import (
+    build_encoder_for,
+    build_text_tokenizer,
+    check_choice,
+    clip_source,
+    train_dataloader,
+)
 from tasks.retrieval import ShardedBatches
 
 TOP_K_SAMPLES = 5
@@ -304,17 +310,9 @@ class QATask(Task):
         )
         labels = [self.vocabulary[a] for a in split.field("answer")]
         sampler = EpochShuffle(len(labels), self.config["seed"])
-        loader = DataLoader(
-            QATrainDataset(pairs, labels),
-            batch_size=per_process_batch,
-            sampler=sampler,
-            drop_last=True,
-            num_workers=self.config["data"]["num_workers"],
-        )
-        return loader, sampler
-
-    def training_loss(self, model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return model(batch)
+        return train_dataloader(
+            self.config, QATrainDataset(pairs, labels), sampler, per_process_batch
+        ), sampler
 
     def after_step(self, model: EMCLQA) -> None:
         model.clamp_logit_scale()
@@ -366,7 +364,9 @@ class QATask(Task):
             )
             return {"top": logits.float().topk(k, dim=-1).indices}
 
-        indices = ({"index": torch.tensor(rows)} for rows in _eval_batches(len(split.items), batch))
+        indices = (
+            {"index": torch.tensor(rows)} for rows in ShardedBatches(len(split.items), batch)
+        )
         top = _gather_sharded(indices, top_answers, len(split.items), device)["top"]
         predictions = [self.answers[int(label)] for label in top[:, 0]]
         answers, types = split.field("answer"), split.field("answer_type")
@@ -404,7 +404,7 @@ class QATask(Task):
     ) -> dict[str, torch.Tensor]:
         loader = DataLoader(
             dataset,
-            batch_sampler=_eval_batches(len(dataset), self.config["eval"]["batch_size"]),
+            batch_sampler=ShardedBatches(len(dataset), self.config["eval"]["batch_size"]),
             num_workers=self.config["data"]["num_workers"],
         )
         return _gather_sharded(loader, encode, len(dataset), device)
@@ -450,13 +450,6 @@ class QATask(Task):
         if self.skipped:
             notes.append(f"skipped {len(self.skipped)} unreadable videos (listed in results.json)")
         return notes
-
-
-def _eval_batches(total: int, batch: int) -> list[list[int]]:
-    """This process's fixed evaluation batches; a process left without one repeats the first
-    (the gather drops duplicates), so every process takes part in the collectives."""
-    sharded = ShardedBatches(total, batch)
-    return sharded.mine or sharded.batches[:1]
 
 
 def _gather_sharded(

@@ -22,7 +22,13 @@ from harness.registry import DATASETS, METHODS
 from harness.retrieval import RetrievalModel
 from harness.similarity import blocked_similarity
 from harness.task import EvalOutput, Task
-from tasks.common import build_encoder_for, build_text_tokenizer, check_choice, clip_source
+from tasks.common import (
+    build_encoder_for,
+    build_text_tokenizer,
+    check_choice,
+    clip_source,
+    train_dataloader,
+)
 
 TOP_K_SAMPLES = 5
 
@@ -74,7 +80,10 @@ class ShardedBatches(Sampler[list[int]]):
     def __init__(self, size: int, batch: int) -> None:
         starts = list(range(0, size, batch))
         self.batches = [list(range(s, min(s + batch, size))) for s in starts]
-        self.mine = [self.batches[i] for i in distributed.shard(len(self.batches))]
+        # a process left without a batch repeats the first one (the gather drops duplicates),
+        # so that every process takes part in the same collectives
+        mine = [self.batches[i] for i in distributed.shard(len(self.batches))]
+        self.mine = mine or self.batches[:1]
 
     def __len__(self) -> int:
         return len(self.mine)
@@ -118,17 +127,7 @@ class RetrievalTask(Task):
             self.train_pairs, self.tokenizer, self.config["data"]["max_words"], self.source
         )
         sampler = GroupedRoundSampler(self.train_pairs, self.config["seed"])
-        loader = DataLoader(
-            dataset,
-            batch_size=per_process_batch,
-            sampler=sampler,
-            drop_last=True,
-            num_workers=self.config["data"]["num_workers"],
-        )
-        return loader, sampler
-
-    def training_loss(self, model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return model(batch)
+        return train_dataloader(self.config, dataset, sampler, per_process_batch), sampler
 
     def after_step(self, model: RetrievalModel) -> None:
         model.clamp_logit_scale()
