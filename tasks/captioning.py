@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from harness import distributed
 from harness.config import Config, ConfigError
-from harness.data import PairDataset, VideoDataset, drop_bad_videos
+from harness.data import PairDataset, VideoDataset
 from harness.data_types import VideoTextPairs
 from harness.emcl import EMCL
 from harness.encoder import VideoTextEncoder
@@ -41,6 +41,7 @@ from tasks.common import (
     build_text_tokenizer,
     check_choice,
     clip_source,
+    drop_unreadable,
     train_dataloader,
 )
 from tasks.retrieval import GroupedRoundSampler, ShardedBatches
@@ -268,7 +269,6 @@ class CaptioningTask(Task):
                 f"task captioning builds on the EMCL encoder only: drop --method "
                 f"{cfg['method']['name']} (or use --method {CAPTIONING_METHOD})"
             )
-        check_choice("data.on_bad_video", cfg["data"]["on_bad_video"], ("error", "skip"))
         check_choice("captioning.decode", cap["decode"], DECODERS)
         for key in ("max_len", "beam_size", "decoder_layers"):
             if not isinstance(cap[key], int) or cap[key] < 1:
@@ -294,9 +294,7 @@ class CaptioningTask(Task):
 
     def usable(self, pairs: VideoTextPairs) -> VideoTextPairs:
         """``pairs`` without unreadable videos under ``data.on_bad_video=skip`` (else as is)."""
-        if self.config["data"]["on_bad_video"] != "skip":
-            return pairs
-        kept, skipped = drop_bad_videos(pairs, self.source)
+        kept, skipped = drop_unreadable(self.config, pairs, self.source)
         self.skipped += skipped
         return kept
 

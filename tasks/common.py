@@ -9,7 +9,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from harness.cache import FrameCache, cache_dir_for
 from harness.config import Config, check_choice
-from harness.data import ClipSource
+from harness.data import BAD_VIDEO_POLICIES, ClipSource, drop_bad_videos
+from harness.data_types import VideoTextPairs
 from harness.encoder import VideoTextEncoder, build_clip
 from harness.encoder.clip import OPENAI_SUFFIXES
 from harness.text import TextTokenizer, build_tokenizer
@@ -42,6 +43,7 @@ def clip_source(config: Config, dataset_folder: Path) -> ClipSource:
     """The clip loader for this run's sampling settings; it reads the dataset's frame cache
     (built by ``run.py --prepare``) when ``data.frame_cache`` is ``auto`` and the cache exists."""
     data = config["data"]
+    check_choice("data.on_bad_video", data["on_bad_video"], BAD_VIDEO_POLICIES)
     check_choice("data.frame_cache", data["frame_cache"], ("auto", "off"))
     settings = {
         "max_frames": data["max_frames"],
@@ -55,6 +57,16 @@ def clip_source(config: Config, dataset_folder: Path) -> ClipSource:
         cache_in_memory=data["cache_in_memory"],
         cache=FrameCache.open(cache_dir, **settings) if use_cache else None,
     )
+
+
+def drop_unreadable(
+    config: Config, pairs: VideoTextPairs, source: ClipSource
+) -> tuple[VideoTextPairs, list[dict[str, str]]]:
+    """Under ``data.on_bad_video=skip``: ``pairs`` without unreadable videos and the skipped
+    files (see :func:`harness.data.drop_bad_videos`); otherwise ``pairs`` unchanged and none."""
+    if config["data"]["on_bad_video"] != "skip":
+        return pairs, []
+    return drop_bad_videos(pairs, source)
 
 
 def build_encoder_for(config: Config, tokenizer: TextTokenizer) -> VideoTextEncoder:

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from harness import distributed
 from harness.config import Config, ConfigError
-from harness.data import CaptionDataset, PairDataset, VideoDataset, drop_bad_videos
+from harness.data import CaptionDataset, PairDataset, VideoDataset
 from harness.data_types import VideoTextPairs
 from harness.distributed import all_gather_with_grad
 from harness.emcl import EMCL
@@ -32,8 +32,8 @@ from harness.temporal import _init_weights, build_aggregator, init_from_clip_tex
 from tasks.common import (
     build_encoder_for,
     build_text_tokenizer,
-    check_choice,
     clip_source,
+    drop_unreadable,
     train_dataloader,
 )
 from tasks.retrieval import ShardedBatches
@@ -246,13 +246,11 @@ class QATask(Task):
 
     def setup(self) -> None:
         cfg = self.config
-        data_cfg = cfg["data"]
         if cfg["method"]["name"] != QA_METHOD:
             raise ConfigError(
                 f"task qa trains EMCL-QA only: drop --method {cfg['method']['name']} "
                 f"(or use --method {QA_METHOD})"
             )
-        check_choice("data.on_bad_video", data_cfg["on_bad_video"], ("error", "skip"))
         for key in ("proj_dim", "classifier_dim"):
             value = cfg["qa"][key]
             if value is not None and not (isinstance(value, int) and value > 0):
@@ -288,9 +286,7 @@ class QATask(Task):
     def usable(self, split: QASplit) -> QASplit:
         """``split`` without the questions on unreadable videos under
         ``data.on_bad_video=skip`` (else as is)."""
-        if self.config["data"]["on_bad_video"] != "skip":
-            return split
-        _, skipped = drop_bad_videos(split.pairs, self.source)
+        _, skipped = drop_unreadable(self.config, split.pairs, self.source)
         if not skipped:
             return split
         self.skipped += skipped

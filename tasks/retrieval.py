@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from harness import distributed
-from harness.data import CaptionDataset, PairDataset, VideoDataset, drop_bad_videos
+from harness.data import CaptionDataset, PairDataset, VideoDataset
 from harness.data_types import VideoTextPairs
 from harness.metrics import (
     best_sentence_scores,
@@ -25,8 +25,8 @@ from harness.task import EvalOutput, Task
 from tasks.common import (
     build_encoder_for,
     build_text_tokenizer,
-    check_choice,
     clip_source,
+    drop_unreadable,
     train_dataloader,
 )
 
@@ -99,8 +99,6 @@ class RetrievalTask(Task):
 
     def setup(self) -> None:
         cfg = self.config
-        data_cfg = cfg["data"]
-        check_choice("data.on_bad_video", data_cfg["on_bad_video"], ("error", "skip"))
         self.dataset = DATASETS.get(cfg["dataset"])(cfg)
         self.source = clip_source(cfg, self.dataset.folder)
         self.train_pairs = self.dataset.pairs("train")
@@ -115,9 +113,7 @@ class RetrievalTask(Task):
 
     def usable(self, pairs: VideoTextPairs) -> VideoTextPairs:
         """``pairs`` without unreadable videos under ``data.on_bad_video=skip`` (else as is)."""
-        if self.config["data"]["on_bad_video"] != "skip":
-            return pairs
-        kept, skipped = drop_bad_videos(pairs, self.source)
+        kept, skipped = drop_unreadable(self.config, pairs, self.source)
         self.skipped += skipped
         return kept
 
