@@ -95,7 +95,8 @@ def build_temporal(encoder: VideoTextEncoder, kind: str, num_layers: int) -> nn.
 
 
 class CrossEncoder(nn.Module):
-    """tightTransf: a transformer over ``[text; frames]`` per pair and a pooled logit head.
+    """tightTransf (and DRL's xti): a transformer over ``[text; frames]`` per pair and a pooled
+    logit head.
 
     ``encoder`` is a seqTransf module used for its position table and layers (not its residual
     forward), so the CLIP-text init and the reference temporal key map apply to it unchanged.
@@ -140,6 +141,39 @@ class CrossEncoder(nn.Module):
         return self.similarity_dense(pooled).view(a, b)
 
 
+def build_cross_encoder(encoder: VideoTextEncoder, num_layers: int, dropout: float) -> CrossEncoder:
+    """A :class:`CrossEncoder` at the encoder's width with the CLIP-text init (§0.4): position
+    table and the first ``num_layers`` text layers. Also DRL's ``xti`` interaction."""
+    text_config = encoder.clip.config.text_config
+    cross = CrossEncoder(
+        width=encoder.embed_dim,
+        heads=text_config.num_attention_heads,
+        num_layers=num_layers,
+        max_positions=text_config.max_position_embeddings,
+        dropout=dropout,
+    )
+    init_from_clip_text(cross.encoder, encoder.clip)
+    return cross
+
+
+def is_cross_key(key: str) -> bool:
+    """Whether a reference checkpoint key belongs to a cross encoder (``cross.*`` as mapped here,
+    ``similarity_dense.*``); the key names are the same in CLIP4Clip and DRL."""
+    return key in CROSS_HEAD_KEYS or cross_transformer_key(key) is not None
+
+
+def load_reference_cross(cross: CrossEncoder, state_dict: Mapping[str, torch.Tensor]) -> None:
+    """Load the cross-encoder keys of a reference checkpoint into ``cross`` (other keys are
+    ignored). A missing or misshapen weight raises one ValueError line; the head goes first, so a
+    checkpoint without any cross encoder is named by its head keys."""
+    head = {ours: state_dict[ref] for ref, ours in CROSS_HEAD_KEYS.items() if ref in state_dict}
+    load_weights(cross, head, CROSS_HEAD_KEYS.values(), "cross-encoder head")
+    renamed = {cross_transformer_key(k): v for k, v in state_dict.items()}
+    load_reference_temporal_state(
+        cross.encoder, {k: v for k, v in renamed.items() if k is not None}
+    )
+
+
 class CLIP4Clip(RetrievalModel):
     """CLIP4Clip with ``method.sim_header`` meanP, seqLSTM, seqTransf or tightTransf."""
 
@@ -156,15 +190,9 @@ class CLIP4Clip(RetrievalModel):
                     "method.emcl needs global text/video vectors, which tightTransf has not; "
                     "set method.emcl=off or another method.sim_header"
                 )
-            text_config = encoder.clip.config.text_config
-            self.cross = CrossEncoder(
-                width=encoder.embed_dim,
-                heads=text_config.num_attention_heads,
-                num_layers=method["temporal_layers"],
-                max_positions=text_config.max_position_embeddings,
-                dropout=method["cross_dropout"],
+            self.cross = build_cross_encoder(
+                encoder, method["temporal_layers"], method["cross_dropout"]
             )
-            init_from_clip_text(self.cross.encoder, encoder.clip)
         else:
             self.aggregator = build_temporal(encoder, self.sim_header, method["temporal_layers"])
         self.eval_block = config["eval"]["block_size"] if self.emcl is not None else None
@@ -205,7 +233,7 @@ class CLIP4Clip(RetrievalModel):
     def owns_reference_key(self, key: str) -> bool:
         """Whether a non-CLIP key of a reference checkpoint belongs to this model's head."""
         if self.tight:
-            return key in CROSS_HEAD_KEYS or cross_transformer_key(key) is not None
+            return is_cross_key(key)
         return self.sim_header != "meanP" and key.startswith(TEMPORAL_KEYS)
 
     def load_reference_head(self, state_dict: Mapping[str, torch.Tensor]) -> None:
@@ -214,11 +242,7 @@ class CLIP4Clip(RetrievalModel):
             if self.sim_header != "meanP":
                 load_reference_temporal_state(self.aggregator, dict(state_dict))
             return
-        renamed = {cross_transformer_key(k): v for k, v in state_dict.items()}
-        transformer = {k: v for k, v in renamed.items() if k is not None}
-        load_reference_temporal_state(self.cross.encoder, transformer)
-        head = {ours: state_dict[ref] for ref, ours in CROSS_HEAD_KEYS.items() if ref in state_dict}
-        load_weights(self.cross, head, CROSS_HEAD_KEYS.values(), "tightTransf head")
+        load_reference_cross(self.cross, state_dict)
 
 
 def describe_keys(keys: list[str], limit: int = 6) -> str:

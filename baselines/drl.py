@@ -5,23 +5,35 @@ features after the temporal module (seqTransf with the CLIP init trick by defaul
 
 - ``dp``: cosine of the normalised EOT token and the normalised masked mean of normalised frames;
 - ``ti``: token-wise max matching, ``(mean_i max_j + mean_j max_i) / 2`` over valid tokens/frames;
-- ``wti``: the same maxima weighted by softmaxes of learnt weight heads (``wti_arch`` 1/2/3).
+- ``wti``: the same maxima weighted by softmaxes of learnt weight heads (``wti_arch`` 1/2/3);
+- ``xti`` (an ablation in the paper): CLIP4Clip's tightTransf cross encoder
+  (:class:`baselines.clip4clip.CrossEncoder`, ``temporal_layers`` deep like the reference's single
+  depth setting, dropout 0.1 on its inputs) over ``[EOT token; aggregated frames]`` of every pair;
+  its pooled linear logit is the score. Its heads are the text tower's (the reference hard-codes
+  8, the same for ViT-B CLIPs).
 
 Masked token x frame similarities are set to 0 (not -inf) before the maxima, as in the reference.
 The loss is ``(CE(sS) + CE(sS^T)) / 2 + cdcr_lambda * CDCR`` with CDCR (channel decorrelation)
 variant ``cdcr`` 1 (random token/frame per sample; for dp the sentence/video vectors; the dp
 reference uses this formula for every non-zero ``cdcr``), 2 (best-matching partners) or 3
-(partners weighted by the WTI weights, divided by the batch size). The cross-transformer
-interaction ``xti`` (an ablation in the paper) is not implemented. One guard differs from the
+(partners weighted by the WTI weights, divided by the batch size). One guard differs from the
 reference: CDCR standardises an exactly constant channel to 0 where the reference divides 0 by 0
 (its loss turns NaN, which a randomly initialised encoder can trigger); otherwise they agree.
+
+xti training follows the reference's ``allgather2`` path: features are gathered with gradients
+summed over processes (``train.gather_grad`` does not apply), and each process scores its own
+texts against every video and every text against its own videos, in two cross passes with their
+own dropout draws; both logit sets are multiplied by the logit scale and the targets are the
+positives' global indices (the reference rolls the columns by rank x local batch and takes the
+diagonal, which gives the same values). xti has no CDCR term whatever ``cdcr`` says (the
+reference returns 0 for it).
 
 EMCL plug-in (``method.emcl``, :mod:`baselines.emcl_plugin`): the global vectors are DRL's dp
 vectors (normalised EOT token; normalised masked mean of normalised frames). With ``dp`` they
 are the whole score, so EMCL replaces it by ``t' . v'``. ``ti``/``wti`` scores have no global part:
 EMCL adds one, ``S = (S_tokenwise + t' . v') / 2``, as the EMCL inference module's host model
 (CLIP2Video) averages its EM-processed global branch with its untouched token-level branch. CDCR
-is unchanged.
+is unchanged. xti scores are cross-encoder logits with no global part, so it refuses the plug-in.
 """
 
 from __future__ import annotations
@@ -32,18 +44,27 @@ from typing import Any
 import torch
 from torch import nn
 
+from baselines.clip4clip import (
+    build_cross_encoder,
+    build_temporal,
+    is_cross_key,
+    load_reference_cross,
+)
 from baselines.emcl_plugin import build_global_emcl
 from harness.config import Config, ConfigError
+from harness.distributed import rank, world_size
 from harness.encoder import VideoTextEncoder
 from harness.encoder.openai_convert import convert_openai_state_dict
 from harness.retrieval import Features, RetrievalModel, symmetric_cross_entropy
-from harness.temporal import build_aggregator, init_from_clip_text, load_reference_temporal_state
+from harness.temporal import load_reference_temporal_state
 
-INTERACTIONS = ("dp", "ti", "wti")
+INTERACTIONS = ("dp", "ti", "wti", "xti")
 WTI_ARCHS = (1, 2, 3)
 CDCR_VARIANTS = (0, 1, 2, 3)
 # The reference draws one random token/frame index per sample as randint(0, 10000) % count.
 _RANDOM_INDEX_RANGE = 10000
+# The reference's cross-embedding dropout (hidden_dropout_prob; it has no flag).
+XTI_DROPOUT = 0.1
 
 
 def _normalize(x: torch.Tensor) -> torch.Tensor:
@@ -157,31 +178,31 @@ def cross_correlation(
 
 
 class DRL(RetrievalModel):
-    """Token-level text features against aggregated frame features, scored by DP/TI/WTI."""
+    """Token-level text features against aggregated frame features, scored by DP/TI/WTI/XTI."""
 
     def __init__(self, encoder: VideoTextEncoder, config: Config) -> None:
-        super().__init__(encoder, config["train"]["gather_grad"])
         method = config["method"]
+        _check_options(method)
+        # xti gathers with the reference's allgather2 (gradients summed over processes).
+        xti = method["interaction"] == "xti"
+        super().__init__(encoder, "sum" if xti else config["train"]["gather_grad"])
         self.interaction = method["interaction"]
         self.cdcr = method["cdcr"]
-        _check_options(method)
-        text_config = encoder.clip.config.text_config
-        width = encoder.embed_dim
-        self.aggregator = build_aggregator(
-            method["agg_module"],
-            width=width,
-            heads=text_config.num_attention_heads,
-            num_layers=method["temporal_layers"],
-            max_positions=text_config.max_position_embeddings,
-        )
-        init_from_clip_text(self.aggregator, encoder.clip)
+        self.aggregator = build_temporal(encoder, method["agg_module"], method["temporal_layers"])
         if self.interaction == "wti":
-            self.text_weight_fc = weight_head(method["wti_arch"], width)
-            self.video_weight_fc = weight_head(method["wti_arch"], width)
+            self.text_weight_fc = weight_head(method["wti_arch"], encoder.embed_dim)
+            self.video_weight_fc = weight_head(method["wti_arch"], encoder.embed_dim)
+        if self.interaction == "xti":
+            self.cross = build_cross_encoder(encoder, method["temporal_layers"], XTI_DROPOUT)
         self.cdcr_alpha1 = method["cdcr_alpha1"]
         self.cdcr_alpha2 = method["cdcr_alpha2"]
         self.cdcr_lambda = method["cdcr_lambda"]
         self.global_emcl = build_global_emcl(method)
+        if self.interaction == "xti" and self.global_emcl is not None:
+            raise ConfigError(
+                "method.emcl needs global text/video scores, which interaction xti has not; "
+                "set method.emcl=off or another method.interaction"
+            )
         # EMCL mixes the rows of a block, so blocks must then follow eval.block_size.
         self.eval_block = None if self.global_emcl is None else config["eval"]["block_size"]
 
@@ -220,12 +241,22 @@ class DRL(RetrievalModel):
             scores = em_scores if self.interaction == "dp" else (scores + em_scores) / 2.0
         return scores, parts
 
+    def _cross_logits(self, text: Features, video: Features) -> torch.Tensor:
+        """xti logits (Bt, Bv): the cross encoder on every (EOT token, frames) pair."""
+        sentences = eot_tokens(text["tokens"], text["mask"])
+        return self.cross(sentences, video["frames"], video["video_mask"])
+
     def similarity(self, text: Features, video: Features) -> torch.Tensor:
         """Scores (Bt, Bv) of one block, without the logit scale."""
+        if self.interaction == "xti":
+            return self._cross_logits(text, video)
         return self._scores(text, video)[0]
 
     def loss(self, text: Features, video: Features) -> torch.Tensor:
-        """Symmetric cross-entropy on ``logit_scale * S`` plus ``cdcr_lambda * CDCR``."""
+        """Symmetric cross-entropy on ``logit_scale * S`` plus ``cdcr_lambda * CDCR``; for xti,
+        this process's rows of it (the whole loss on one process)."""
+        if self.interaction == "xti":
+            return self._xti_loss(text, video)
         scores, parts = self._scores(text, video)
         loss = symmetric_cross_entropy(self.logit_scale * scores)
         if self.cdcr:
@@ -234,6 +265,25 @@ class DRL(RetrievalModel):
                 corr, self.cdcr_alpha1, self.cdcr_alpha2
             )
         return loss
+
+    def _xti_loss(self, text: Features, video: Features) -> torch.Tensor:
+        """Loss of this process's texts against all videos and of its videos against all texts,
+        given the gathered batch (B = world x b rows, process r owns rows r*b .. r*b + b - 1).
+
+        Each direction runs its own cross pass, texts first, so dropout draws as the reference.
+        """
+        size = text["tokens"].shape[0] // world_size()
+        own = slice(rank() * size, (rank() + 1) * size)
+        target = torch.arange(own.start, own.stop, device=text["tokens"].device)
+        local_text = {k: v[own] for k, v in text.items()}
+        local_video = {k: v[own] for k, v in video.items()}
+        t2v = self._cross_logits(local_text, video)  # (b, B)
+        v2t = self._cross_logits(text, local_video).t()  # (b, B): own videos against all texts
+        scale = self.logit_scale
+        return 0.5 * (
+            nn.functional.cross_entropy(scale * t2v, target)
+            + nn.functional.cross_entropy(scale * v2t, target)
+        )
 
     def _cdcr_correlation(
         self, text: Features, video: Features, parts: dict[str, Any]
@@ -269,11 +319,6 @@ class DRL(RetrievalModel):
 def _check_options(method: Mapping) -> None:
     """One-line ConfigErrors for unsupported interaction / CDCR settings."""
     interaction, cdcr = method["interaction"], method["cdcr"]
-    if interaction == "xti":
-        raise ConfigError(
-            "config key 'method.interaction': xti (the cross-transformer ablation) is not "
-            f"implemented; use one of {', '.join(INTERACTIONS)}"
-        )
     if interaction not in INTERACTIONS:
         raise ConfigError(
             f"config key 'method.interaction' must be one of {', '.join(INTERACTIONS)}, "
@@ -306,8 +351,9 @@ def load_reference_checkpoint(model: DRL, state_dict: Mapping[str, torch.Tensor]
 
     ``clip.*`` OpenAI keys go to the encoder, ``frame_position_embeddings`` /
     ``transformerClip.*`` / ``lstm_visual.*`` to the temporal module, ``text_weight_fc.*`` /
-    ``video_weight_fc.*`` to the WTI heads. Raises one ValueError line naming the checkpoint keys
-    the model has no place for, or the model weights the checkpoint lacks.
+    ``video_weight_fc.*`` to the WTI heads, xti's ``cross.*`` / ``similarity_dense.*`` to the
+    cross encoder (CLIP4Clip's tightTransf names). Raises one ValueError line naming the
+    checkpoint keys the model has no place for, or the model weights the checkpoint lacks.
     """
     sd = dict(state_dict)
     clip_weights = convert_openai_state_dict(sd, prefix="clip.")
@@ -331,7 +377,10 @@ def load_reference_checkpoint(model: DRL, state_dict: Mapping[str, torch.Tensor]
             )
         model.load_state_dict(heads, strict=False)
         used = (*used, *_HEAD_PREFIXES)
-    unmatched = sorted(k for k in sd if not k.startswith(used))
+    xti = model.interaction == "xti"
+    if xti:
+        load_reference_cross(model.cross, sd)
+    unmatched = sorted(k for k in sd if not (k.startswith(used) or (xti and is_cross_key(k))))
     if unmatched:
         raise ValueError(
             f"DRL checkpoint keys unused by interaction {model.interaction!r}: "

@@ -1,6 +1,8 @@
 """DRL (baselines/drl.py) against golden vectors of foolwood/DRL (tools/make_golden_drl.py): the
 reference checkpoint loads through our adapter into a tiny CLIP, and our scores and losses match
-the reference for dp / ti / wti (arch 1-3), CDCR 0-3 and meanP; plus the EMCL plug-in."""
+the reference for dp / ti / wti (arch 1-3), CDCR 0-3 and meanP, and for the cross-transformer
+xti (scores, losses with and without dropout, one process's share of a two-process batch); plus
+the EMCL plug-in."""
 
 from __future__ import annotations
 
@@ -13,12 +15,15 @@ import yaml
 from conftest import FIXTURES, REPO_ROOT
 from transformers import CLIPModel
 
+import baselines.drl
+import harness.retrieval
 from baselines.drl import DRL, cross_correlation, decorrelation_loss, load_reference_checkpoint
 from harness.config import ConfigError
 from harness.encoder import VideoTextEncoder, clip_config_from_openai
 
 GOLDEN = np.load(FIXTURES / "drl_golden.npz")
 EMCL_GOLDEN = np.load(FIXTURES / "drl_emcl.npz")
+XTI = np.load(FIXTURES / "drl_xti.npz")
 DEFAULTS = yaml.safe_load((REPO_ROOT / "tasks/configs/methods/drl.yaml").read_text())["method"]
 CASES = list(GOLDEN["case_names"])
 ALPHA1, ALPHA2, LAMBDA = GOLDEN["cdcr_params"].tolist()
@@ -220,10 +225,89 @@ def test_cdcr1_draws_random_rows_for_token_interactions() -> None:
     assert all(np.isfinite(list(losses))) and len(losses) > 1
 
 
+def xti_checkpoint() -> dict[str, torch.Tensor]:
+    """The shared reference checkpoint plus the xti cross encoder."""
+    cross = {
+        k.removeprefix("xti/"): torch.from_numpy(XTI[k]).float()
+        for k in XTI.files
+        if k.startswith("xti/")
+    }
+    return {**checkpoint(), **cross}
+
+
+def xti_model(dropout: float = 0.0, **method) -> DRL:
+    model = build(xti_checkpoint(), interaction="xti", **method)
+    model.cross.dropout.p = dropout
+    return model
+
+
+def test_xti_similarity_matches_reference() -> None:
+    np.testing.assert_allclose(scores(xti_model()).numpy(), XTI["sim"], **CLOSE)
+
+
+@pytest.mark.parametrize("cdcr", [0, 3])
+def test_xti_training_loss_matches_reference_without_cdcr(cdcr: int) -> None:
+    # The reference adds no CDCR term to xti, whatever --cdcr says.
+    loss = xti_model(cdcr=cdcr).train()(batch())
+    np.testing.assert_allclose(loss.item(), XTI["loss"], **CLOSE)
+
+
+def test_xti_dropout_draws_the_reference_masks() -> None:
+    model = xti_model(dropout=0.1).train()
+    torch.manual_seed(int(XTI["dropout_seed"]))
+    loss = model(batch())
+    np.testing.assert_allclose(loss.item(), XTI["loss_dropout"], **CLOSE)
+    assert not np.isclose(loss.item(), XTI["loss"])
+
+
+def xti_share(model: DRL, monkeypatch: pytest.MonkeyPatch, rank: int) -> torch.Tensor:
+    """The loss process ``rank`` of 2 computes from the gathered batch (it owns rows 2 * rank and
+    2 * rank + 1)."""
+    monkeypatch.setattr(baselines.drl, "world_size", lambda: 2)
+    monkeypatch.setattr(baselines.drl, "rank", lambda: rank)
+    b = batch()
+    text = model.encode_text(b["ids"], b["mask"])
+    return model.loss(text, model.encode_video(b["pixels"], b["video_mask"]))
+
+
+def test_xti_process_share_matches_reference_and_averages_to_the_whole_loss(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model = xti_model().train()
+    shares = [xti_share(model, monkeypatch, rank).item() for rank in (0, 1)]
+    np.testing.assert_allclose(shares[1], XTI["loss_rank1of2"], **CLOSE)
+    np.testing.assert_allclose(np.mean(shares), XTI["loss"], **CLOSE)
+
+
+def test_xti_gathers_with_summed_gradients_and_trains_every_part(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    modes = []
+
+    def gather(tensor: torch.Tensor, mode: str) -> torch.Tensor:
+        modes.append(mode)
+        return tensor
+
+    monkeypatch.setattr(harness.retrieval, "all_gather_with_grad", gather)
+    model = xti_model(dropout=0.1).train()
+    assert model.gather_grad == "sum"  # config train.gather_grad is "local"
+    model(batch()).backward()
+    assert modes and set(modes) == {"sum"}
+    grads = {n for n, p in model.named_parameters() if p.grad is not None}
+    for part in (
+        "logit_scale",
+        "cross.similarity_dense",
+        "aggregator.",
+        "text_model",
+        "vision_model",
+    ):
+        assert any(n.startswith(f"encoder.clip.{part}") or n.startswith(part) for n in grads), part
+
+
 @pytest.mark.parametrize(
     ("method", "match"),
     [
-        ({"interaction": "xti"}, "xti"),
+        ({"interaction": "xti", "emcl": "inference"}, "xti"),
         ({"interaction": "ti", "cdcr": 3}, "method.cdcr"),
         ({"wti_arch": 4}, "wti_arch"),
         ({"emcl": "sometimes"}, "method.emcl"),
@@ -244,6 +328,8 @@ def test_bad_options_raise_one_line_config_errors(method: dict, match: str) -> N
         (checkpoint(3), {"wti_arch": 2}, "wti_arch"),
         (checkpoint(2), {"interaction": "dp"}, "text_weight_fc"),
         (checkpoint(2), {"agg_module": "meanP"}, "aggregation"),
+        (xti_checkpoint(), {"interaction": "dp"}, "cross.embeddings"),
+        (checkpoint(), {"interaction": "xti"}, "similarity_dense.weight"),
     ],
 )
 def test_checkpoint_mismatches_raise_one_line_errors(sd, method, match) -> None:

@@ -7,12 +7,14 @@
 commit 3af17942e8195c563e2f47af68be521100e5935f (its inference-module ``Emcl`` class is compiled
 from source). Nothing is copied from them.
 
-The reference ``DRL.__init__`` runs with three substitutions made here, not in the reference
+The reference ``DRL.__init__`` runs with four substitutions made here, not in the reference
 files: its CLIP checkpoint path points at a tiny random OpenAI state dict (tools/golden_tiny.py;
 it is read through the reference's ``torch.load`` fallback); ``CLIP`` and ``TransformerClip``
 are built with 2 heads (the reference derives width // 64 heads, 0 at width 32) and 2 temporal
-layers (the reference hard-codes 4). Without CUDA the reference keeps fp32 and skips its
-all-gathers. Every parameter is then overwritten with random values. Runs on CPU.
+layers (the reference hard-codes 4); xti's ``CrossModel`` gets 2 heads (the reference hard-codes
+8) and 2 layers (through the reference's own ``cross_num_hidden_layers`` attribute). Without CUDA
+the reference keeps fp32 and skips its all-gathers. Every parameter is then overwritten with
+random values. Runs on CPU.
 
 Writes:
 - drl_golden.npz (float32): ``sd/<key>`` the shared reference checkpoint (``clip.*``,
@@ -27,13 +29,22 @@ Writes:
   ``video_mask``), the inference-module EM ``mu`` (seed 42, k 7) and
   the EMCL-inference scores ``dp__sim`` (``t' . v'`` of the reference dp vectors) and
   ``wti2__sim`` (``(S_wti + t' . v') / 2``), as baselines/drl.py defines the plug-in.
+- drl_xti.npz (float32; the checkpoint and inputs of drl_golden.npz plus): ``xti/<key>`` the
+  cross encoder (``cross.*``, ``similarity_dense.*``); ``sim`` (eval scores, agg seqTransf);
+  ``loss`` (training loss, cross dropout off); ``loss_dropout`` (dropout 0.1, torch seed
+  ``dropout_seed`` set just before the forward); ``loss_rank1of2`` (dropout off: the loss of
+  process 1 of 2, whose local batch is rows 2-3; the reference's ``allgather2`` is replaced by a
+  function returning the whole batch's features and ``torch.cuda.is_available`` by True, so its
+  multi-GPU branch runs, slicing and rolling by ``local_rank`` 1).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -58,6 +69,8 @@ CASES = {
     "wti2_meanp": ("wti", 2, "None", (3,)),
 }
 HEADS = ("text_weight_fc.", "video_weight_fc.")
+CROSS = ("cross.", "similarity_dense.")
+DROPOUT_SEED = 7
 
 
 def import_reference(drl_root: Path, checkpoint: Path):
@@ -74,8 +87,13 @@ def import_reference(drl_root: Path, checkpoint: Path):
     def transformer(width, layers, heads):
         return module_cross.Transformer(width=width, layers=tiny.LAYERS, heads=tiny.HEADS)
 
+    def cross_model(cross_config):
+        cross_config.num_attention_heads = tiny.HEADS
+        return module_cross.CrossModel(cross_config)
+
     modeling.CLIP = clip
     modeling.TransformerClip = transformer
+    modeling.CrossModel = cross_model
     return modeling, module_clip
 
 
@@ -90,6 +108,8 @@ def build(modeling, interaction: str, arch: int, agg: str, init: dict | None, ge
         cdcr_alpha1=ALPHA1,
         cdcr_alpha2=ALPHA2,
         cdcr_lambda=LAMBDA,
+        cross_num_hidden_layers=tiny.LAYERS,
+        local_rank=0,
     )
     model = modeling.DRL(config)
     if init is None:
@@ -97,9 +117,9 @@ def build(modeling, interaction: str, arch: int, agg: str, init: dict | None, ge
         model.clip.logit_scale.data.fill_(tiny.LOGIT_SCALE)
         return model
     missing, unexpected = model.load_state_dict(init, strict=False)
-    assert all(k.startswith(HEADS) for k in missing), missing
+    assert all(k.startswith(HEADS + CROSS) for k in missing), missing
     assert agg == "None" or not unexpected, unexpected
-    for prefix in HEADS:
+    for prefix in HEADS + CROSS:
         if any(k.startswith(prefix) for k in missing):
             tiny.randomize(model, gen, prefix)
     return model
@@ -155,6 +175,59 @@ def golden(modeling, module_clip, gen) -> tuple[dict, dict]:
     return arrays, {"inputs": inputs, "models": models}
 
 
+@contextlib.contextmanager
+def emulated_rank(modeling, model, full: list[torch.Tensor], rank: int) -> Iterator[None]:
+    """Run the reference's multi-GPU xti branch on CPU as process ``rank``: ``allgather2`` hands
+    back ``full`` (its text, video and mask, in call order), ``barrier`` does nothing."""
+    gathered = iter(full)
+    patches = [
+        (modeling, "allgather2", lambda tensor, config: next(gathered)),
+        (torch.cuda, "is_available", lambda: True),
+        (torch.distributed, "barrier", lambda: None),
+        (model.config, "local_rank", rank),
+    ]
+    saved = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
+    for owner, name, value in patches:
+        setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        for owner, name, value in saved:
+            setattr(owner, name, value)
+
+
+def xti_golden(modeling, built: dict, gen) -> dict[str, np.ndarray]:
+    """The xti case on the shared checkpoint and inputs, with a random cross encoder."""
+    inputs = built["inputs"]
+    ids, mask, pixels, vmask = inputs["ids"], inputs["mask"], inputs["pixels"], inputs["video_mask"]
+    model = build(modeling, "xti", 2, "seqTransf", built["models"]["dp"].state_dict(), gen)
+    cross = {k: v for k, v in model.state_dict().items() if k.startswith(CROSS)}
+    arrays = tiny.weight_arrays(cross, prefix="xti/")
+    dropout = model.cross.embeddings.dropout
+    with torch.no_grad():
+        model.eval()
+        text = model.get_text_feat(ids, mask)
+        video = model.get_video_feat(pixels, vmask)
+        arrays["sim"] = model.get_similarity_logits(text, video, mask, vmask)[0].numpy()
+        model.train()
+        dropout.p = 0.0
+        arrays["loss"] = model(ids, mask, pixels, vmask).numpy()
+        dropout.p = 0.1
+        torch.manual_seed(DROPOUT_SEED)
+        arrays["loss_dropout"] = model(ids, mask, pixels, vmask).numpy()
+        arrays["dropout_seed"] = np.array(DROPOUT_SEED)
+        dropout.p = 0.0
+        own = slice(2, 4)
+        full = [model.get_text_sep_feat(text, mask), video, vmask]
+        with emulated_rank(modeling, model, full, rank=1):
+            t2v, v2t, _ = model.get_similarity_logits(
+                text[own], video[own], mask[own], vmask[own], shaped=True
+            )
+        arrays["loss_rank1of2"] = ((model.loss_fct(t2v) + model.loss_fct(v2t)) / 2).numpy()
+    arrays["reference"] = np.array(f"github:foolwood/DRL@{DRL_COMMIT} tvr/models/modeling.py")
+    return arrays
+
+
 def emcl_golden(built: dict, emcl_cls) -> dict[str, np.ndarray]:
     """Reference dp vectors / WTI scores in float64 through the reference EMCL inference step."""
     inputs = built["inputs"]
@@ -198,7 +271,9 @@ def main() -> None:
         modeling, module_clip = import_reference(args.drl.resolve(), checkpoint)
         torch.save(tiny.tiny_openai_state(module_clip, gen), checkpoint)
         arrays, built = golden(modeling, module_clip, gen)
+        xti = xti_golden(modeling, built, gen)
     tiny.save(args.out / "drl_golden.npz", arrays)
+    tiny.save(args.out / "drl_xti.npz", xti)
     tiny.save(args.out / "drl_emcl.npz", emcl_golden(built, tiny.reference_emcl(args.emcl)))
 
 
