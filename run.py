@@ -4,6 +4,7 @@ python run.py --task retrieval                      # train + evaluate on synthv
 python run.py --task retrieval --eval-only --checkpoint runs/<run>
 python run.py --list                                # what is registered
 python run.py --task retrieval --show-config        # the resolved config, no run
+python run.py --task retrieval --compare emcl,clip4clip,xclip,drl,hmmc
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--task", help="task name (see --list)")
     parser.add_argument("--dataset", help="dataset name (default: synthvtt)")
     parser.add_argument("--method", help="method name (default: emcl)")
+    parser.add_argument(
+        "--compare",
+        metavar="M1,M2,...",
+        help="run each method under the same config and print a side-by-side table",
+    )
     parser.add_argument("--config", type=Path, help="a yaml file of settings")
     parser.add_argument(
         "-o",
@@ -144,15 +150,73 @@ def list_registered() -> None:
             print(f"  {name:<14} {text}")
 
 
+def run_one(config: dict, args: argparse.Namespace, output_dir: Path, resume: bool) -> dict:
+    """Train (unless --eval-only) and evaluate one config into ``output_dir``; the record."""
+    from harness.engine import RunRequest, make_accelerator, run
+    from harness.registry import TASKS
+
+    accelerator = make_accelerator(config, args.mixed_precision)
+    request = RunRequest(
+        output_dir=output_dir,
+        eval_only=args.eval_only,
+        checkpoint=args.checkpoint,
+        resume=resume,
+        mixed_precision=args.mixed_precision,
+    )
+    task = TASKS.get(config["task"])(config)
+    record = run(config, task, request, accelerator)
+    accelerator.free_memory()
+    return record
+
+
+def compare_methods(args: argparse.Namespace) -> int:
+    """``--compare``: one run per method in ``<dir>/<method>/``, then the side-by-side table.
+
+    With ``--resume`` a method whose run finished is read back, and an interrupted one resumes
+    from its last checkpoint, so an interrupted comparison continues where it stopped.
+    """
+    from accelerate import PartialState
+
+    from harness.compare import finished_record, parse_methods, print_compare, write_compare
+    from harness.engine import default_output_dir
+
+    if args.method or args.eval_only:
+        raise ValueError("--compare runs and trains each listed method: drop --method/--eval-only")
+    methods = parse_methods(args.compare)
+    configs = {}
+    for method in methods:
+        args.method = method
+        configs[method] = resolve_config(args)
+    first = configs[methods[0]]
+    folder = args.output_dir or default_output_dir(
+        Path(first["output_root"]), f"compare-{first['task']}-{first['dataset']}"
+    )
+    records = {}
+    for method, config in configs.items():
+        out = folder / method
+        done = finished_record(out) if args.resume else None
+        records[method] = done or run_one(
+            config, args, out, resume=args.resume and _has_checkpoint(out)
+        )
+    if PartialState().is_main_process:
+        write_compare(folder, records)
+        print_compare(records)
+        print(f"comparison written to {folder / 'compare.md'}")
+    return 0
+
+
+def _has_checkpoint(folder: Path) -> bool:
+    return (folder / "checkpoints").is_dir() and any((folder / "checkpoints").iterdir())
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = parse_args(argv)
     import baselines  # noqa: F401  (registers methods)
     import tasks  # noqa: F401  (registers tasks and datasets)
     from harness.config import to_yaml
-    from harness.engine import RunRequest, default_output_dir, make_accelerator, run
+    from harness.engine import default_output_dir
     from harness.errors import USER_ERRORS
-    from harness.registry import TASKS
 
     if args.list:
         list_registered()
@@ -168,22 +232,15 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError("--eval-only needs --checkpoint PATH (a run folder or checkpoint)")
         if args.resume and not args.output_dir:
             raise ValueError("--resume needs --output-dir DIR (the run folder to continue)")
-        accelerator = make_accelerator(config, args.mixed_precision)
+        if args.compare:
+            return compare_methods(args)
         name = f"{config['task']}-{config['dataset']}-{config['method']['name']}"
         output_dir = args.output_dir or (
             _run_folder(args.checkpoint) / "eval"
             if args.eval_only
             else default_output_dir(Path(config["output_root"]), name)
         )
-        request = RunRequest(
-            output_dir=output_dir,
-            eval_only=args.eval_only,
-            checkpoint=args.checkpoint,
-            resume=args.resume,
-            mixed_precision=args.mixed_precision,
-        )
-        task = TASKS.get(config["task"])(config)
-        run(config, task, request, accelerator)
+        run_one(config, args, output_dir, resume=args.resume)
     except USER_ERRORS as exc:
         if os.environ.get("EMCL_BENCH_TRACEBACK"):
             raise

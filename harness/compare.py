@@ -1,0 +1,104 @@
+"""Side-by-side records of several methods run under one config (``run.py --compare``).
+
+Each method's run keeps its own folder ``<compare_dir>/<method>/`` (results.json, samples.jsonl,
+checkpoints). This module turns the finished records into one table: a row per method, a column
+per metric, written as ``compare.json`` and ``compare.md`` next to the runs and shown on the
+console.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from harness import results
+
+
+def parse_methods(text: str) -> list[str]:
+    """``"emcl, clip4clip"`` -> ``["emcl", "clip4clip"]``; a repeated or empty name is an error."""
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise ValueError(f"--compare {text!r}: give method names separated by commas")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"--compare {text!r}: {', '.join(repeated)} given twice")
+    return names
+
+
+def flat_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    """``{"t2v": {"R@1": 20.1}}`` -> ``{"t2v R@1": 20.1}`` (numbers only)."""
+    flat: dict[str, float] = {}
+    for key, value in metrics.items():
+        name = f"{prefix} {key}".strip()
+        if isinstance(value, Mapping):
+            flat.update(flat_metrics(value, name))
+        elif isinstance(value, int | float):
+            flat[name] = value
+    return flat
+
+
+def compare_rows(records: Mapping[str, Mapping[str, Any]]) -> tuple[list[str], list[list]]:
+    """The columns and one row per method (method, metrics..., train minutes) of finished runs."""
+    flats = {method: flat_metrics(record["metrics"]) for method, record in records.items()}
+    columns: list[str] = []
+    for flat in flats.values():
+        columns += [name for name in flat if name not in columns]
+    rows = []
+    for method, record in records.items():
+        train_s = record.get("timings", {}).get("train_s")
+        minutes = None if train_s is None else round(train_s / 60.0, 1)
+        rows.append([method, *(flats[method].get(c) for c in columns), minutes])
+    return ["method", *columns, "train min"], rows
+
+
+def write_compare(folder: Path, records: Mapping[str, Mapping[str, Any]]) -> None:
+    """Write ``compare.json`` and ``compare.md`` into ``folder`` (atomically)."""
+    columns, rows = compare_rows(records)
+    first = next(iter(records.values()))
+    payload = {
+        "task": first["task"],
+        "dataset": first["dataset"],
+        "protocol": first.get("protocol"),
+        "runs": {method: method for method in records},
+        "columns": columns,
+        "rows": rows,
+    }
+    results.write_json(folder / "compare.json", payload)
+    lines = [
+        f"# {first['task']} on {first['dataset']}: one config, one seed, one schedule",
+        "",
+        "| " + " | ".join(columns) + " |",
+        "|" + "---|" * len(columns),
+    ]
+    lines += ["| " + " | ".join(_cell(value) for value in row) + " |" for row in rows]
+    lines += ["", f"protocol: `{json.dumps(first.get('protocol'), sort_keys=True)}`", ""]
+    results.atomic_write_text(folder / "compare.md", "\n".join(lines))
+
+
+def print_compare(records: Mapping[str, Mapping[str, Any]], console: Console | None = None) -> None:
+    """Print the side-by-side table of ``records`` (method -> results record)."""
+    columns, rows = compare_rows(records)
+    first = next(iter(records.values()))
+    table = Table(title=f"{first['task']} | {first['dataset']} | compare")
+    for i, column in enumerate(columns):
+        table.add_column(column, justify="left" if i == 0 else "right")
+    for row in rows:
+        table.add_row(*(_cell(value) for value in row))
+    (console or Console()).print(table)
+
+
+def finished_record(folder: Path) -> dict | None:
+    """The results record of a finished run folder, or None when it has no results.json."""
+    path = folder / "results.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
