@@ -31,7 +31,7 @@ from harness.data import PairDataset, VideoDataset
 from harness.data_types import VideoTextPairs
 from harness.emcl import EMCL
 from harness.encoder import VideoTextEncoder
-from harness.metrics import caption_metrics
+from harness.metrics import CaptionScores, caption_metrics, caption_scores
 from harness.registry import DATASETS
 from harness.task import EvalOutput, Task
 from harness.temporal import _init_weights, build_aggregator, init_from_clip_text
@@ -361,19 +361,26 @@ class CaptioningTask(Task):
         references = references_by_video(pairs)
         spice = self.config["captioning"]["spice"]
 
-        def score() -> tuple[dict[str, float], dict[str, float]]:
+        def score() -> tuple[CaptionScores, dict[str, float]]:
             constant = {video: self.constant_caption for video in references}
             return (
-                caption_metrics(predictions, references, spice=spice),
+                caption_scores(predictions, references, spice=spice),
                 caption_metrics(constant, references, spice=spice),
             )
 
-        metrics, constant_metrics = on_main_process(score)
+        scores, constant_metrics = on_main_process(score)
+        metrics = scores.corpus
         baselines = {"constant_caption": {"caption": self.constant_caption, **constant_metrics}}
         return EvalOutput(
             metrics=metrics,
+            # "scores": the video's own ROUGE-L and CIDEr-D, whose means are the corpus values
             samples=[
-                {"video_id": video, "prediction": predictions[video], "references": refs}
+                {
+                    "video_id": video,
+                    "prediction": predictions[video],
+                    "references": refs,
+                    "scores": scores.per_video[video],
+                }
                 for video, refs in references.items()
             ],
             num_samples={"videos": pairs.num_videos, "references": pairs.num_captions},

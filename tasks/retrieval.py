@@ -162,12 +162,14 @@ class RetrievalTask(Task):
         one_to_one = pairs.caption_video == list(range(pairs.num_videos))
         ties = cfg["ties"]
         extra: dict[str, Any] = {"skipped_videos": self.skipped}
+        inverted = None
         if one_to_one:
             metrics = {
                 "t2v": retrieval_metrics(sim, ties=ties),
                 "v2t": retrieval_metrics(sim.t(), ties=ties),
             }
-            t2v_sim, v2t_sim = inverted_softmax(sim, cfg["inverted_softmax_temp"])
+            inverted = inverted_softmax(sim, cfg["inverted_softmax_temp"])
+            t2v_sim, v2t_sim = inverted
             extra["metrics_postprocessed"] = {
                 "inverted_softmax": {
                     "t2v": retrieval_metrics(t2v_sim, ties=ties),
@@ -181,7 +183,7 @@ class RetrievalTask(Task):
             notes.append(f"skipped {len(self.skipped)} unreadable videos (listed in results.json)")
         return EvalOutput(
             metrics=metrics,
-            samples=self._samples(sim, pairs, ties),
+            samples=self._samples(sim, pairs, ties, inverted),
             num_samples={"texts": pairs.num_captions, "videos": pairs.num_videos},
             extra=extra,
             notes=notes,
@@ -206,11 +208,20 @@ class RetrievalTask(Task):
             local, local_index = {}, torch.zeros(0, dtype=torch.long)
         return distributed.gather_by_index(local_index, local, len(dataset))
 
-    def _samples(self, sim: torch.Tensor, pairs: VideoTextPairs, ties: str) -> list[dict]:
-        """One row per query in each direction: its rank, score of the match and top videos."""
+    def _samples(
+        self,
+        sim: torch.Tensor,
+        pairs: VideoTextPairs,
+        ties: str,
+        inverted: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> list[dict]:
+        """One row per query in each direction: its rank and top videos. ``inverted``: the
+        EMCL-Net++ matrices (t2v (T, V), v2t (V, T)) of one-to-one pairs; each row then also
+        holds its rank under them (``rank_inverted_softmax``), so that per-query statistics of
+        the post-processed metrics can be computed from the samples alone."""
         t2v_rank = retrieval_ranks(sim, ties=ties, target=pairs.caption_video)
         top = sim.topk(min(TOP_K_SAMPLES, pairs.num_videos), dim=1).indices
-        rows = [
+        t2v_rows = [
             {
                 "direction": "t2v",
                 "query": i,
@@ -223,11 +234,15 @@ class RetrievalTask(Task):
         ]
         by_video = best_sentence_scores(sim, pairs.caption_video)
         v2t_rank = retrieval_ranks(by_video, ties=ties)
-        rows += [
+        v2t_rows = [
             {"direction": "v2t", "query": v, "video_id": pairs.video_ids[v], "rank": int(r)}
             for v, r in enumerate(v2t_rank.tolist())
         ]
-        return rows
+        if inverted is not None:
+            for rows, matrix in zip((t2v_rows, v2t_rows), inverted, strict=True):
+                for row, rank in zip(rows, retrieval_ranks(matrix, ties=ties), strict=True):
+                    row["rank_inverted_softmax"] = int(rank)
+        return t2v_rows + v2t_rows
 
 
 def _to_cpu_fp32(tensor: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,7 @@ from pycocoevalcap.meteor.meteor import Meteor
 from pycocoevalcap.rouge.rouge import Rouge
 from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
-from harness.metrics import CAPTION_METRIC_KEYS, caption_metrics, captioning
+from harness.metrics import CAPTION_METRIC_KEYS, caption_metrics, caption_scores, captioning
 
 REFERENCES = {
     "video0": ["A man is cooking pasta in a kitchen.", "Someone cooks food!", "a chef makes pasta"],
@@ -56,6 +56,20 @@ def test_equals_pycocoevalcap_scorers_in_percent(meteor):
     # Percent scale and a non-degenerate case: every metric strictly between 0 and its maximum.
     assert all(0 < ours[k] < 100 for k in CAPTION_METRIC_KEYS if k != "CIDEr")
     assert ours["CIDEr"] > 0
+
+
+def test_per_video_scores_are_pycocoevalcaps_and_average_to_the_corpus(meteor):
+    scores = caption_scores(PREDICTIONS, REFERENCES)
+    assert scores.corpus == caption_metrics(PREDICTIONS, REFERENCES)
+    assert list(scores.per_video) == list(REFERENCES)
+    tokenizer = PTBTokenizer()
+    gts = tokenizer.tokenize({v: [{"caption": c} for c in refs] for v, refs in REFERENCES.items()})
+    res = tokenizer.tokenize({v: [{"caption": PREDICTIONS[v]}] for v in REFERENCES})
+    for key, scorer in (("ROUGE-L", Rouge()), ("CIDEr", Cider())):
+        each = [scores.per_video[v][key] for v in REFERENCES]
+        assert each == pytest.approx(list(100 * scorer.compute_score(gts, res)[1]), rel=1e-12)
+        assert sum(each) / len(each) == pytest.approx(scores.corpus[key], rel=1e-12)
+    assert scores.per_video["video2"] == {"ROUGE-L": 0.0, "CIDEr": 0.0}  # empty prediction
 
 
 def test_exact_match_is_perfect_except_cider_which_follows_its_idf(meteor):

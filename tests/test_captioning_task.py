@@ -119,6 +119,9 @@ def test_training_run_writes_caption_metrics_baseline_and_samples(trained_run):
     samples = read_samples(trained_run)
     assert len(samples) == 24 and len({s["video_id"] for s in samples}) == 24
     assert all(isinstance(s["prediction"], str) and len(s["references"]) == 5 for s in samples)
+    for key in ("ROUGE-L", "CIDEr"):  # per-video scores average to the corpus score
+        mean = sum(s["scores"][key] for s in samples) / len(samples)
+        assert mean == pytest.approx(record["metrics"][key], rel=1e-9)
     assert any("constant caption" in line for line in record["notes"])
 
 

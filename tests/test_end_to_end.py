@@ -8,8 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from harness.metrics import summarize_ranks
 from tests.conftest import REPO_ROOT
 
 SMALL = [
@@ -82,6 +84,11 @@ def test_training_run_writes_results_samples_and_checkpoint(trained_run):
     assert len(t2v_rows) == 40 and len(samples) == 80
     recomputed = 100 * sum(s["rank"] <= 1 for s in t2v_rows) / len(t2v_rows)
     assert recomputed == pytest.approx(t2v["R@1"])
+    # EMCL-Net++ per-query ranks give back the post-processed metrics in both directions
+    for direction in ("t2v", "v2t"):
+        ranks = [s["rank_inverted_softmax"] for s in samples if s["direction"] == direction]
+        expected = record["metrics_postprocessed"]["inverted_softmax"][direction]
+        assert summarize_ranks(np.array(ranks)) == pytest.approx(expected)
     assert (trained_run / "checkpoints" / "epoch_1" / "model.safetensors").is_file()
     assert (trained_run / "config.yaml").is_file()
 

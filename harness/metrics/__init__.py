@@ -1,7 +1,13 @@
 """Evaluation metrics: retrieval ranks and recalls (:mod:`harness.metrics.retrieval`), caption
 metrics (:mod:`harness.metrics.captioning`), QA accuracy (:mod:`harness.metrics.qa`)."""
 
-from harness.metrics.captioning import CAPTION_METRIC_KEYS, caption_metrics
+from harness.metrics.captioning import (
+    CAPTION_METRIC_KEYS,
+    PER_VIDEO_KEYS,
+    CaptionScores,
+    caption_metrics,
+    caption_scores,
+)
 from harness.metrics.qa import qa_accuracy
 from harness.metrics.retrieval import (
     best_sentence_scores,
@@ -14,7 +20,10 @@ from harness.metrics.retrieval import (
 
 __all__ = [
     "CAPTION_METRIC_KEYS",
+    "PER_VIDEO_KEYS",
+    "CaptionScores",
     "caption_metrics",
+    "caption_scores",
     "qa_accuracy",
     "best_sentence_scores",
     "inverted_softmax",

@@ -9,6 +9,10 @@ video every n-gram has document frequency 1 and CIDEr is 0) and ``Spice()``.
 
 Values are PERCENTAGES: pycocoevalcap's numbers times 100, the unit of captioning leaderboards
 (MSR-VTT "BLEU-4 45.3", "CIDEr 52.x"). Java 8+ must be on PATH.
+
+ROUGE-L and CIDEr(-D) corpus scores are the means of per-video scores, which
+:func:`caption_scores` also returns (from the same scorer calls), so that intervals can be
+bootstrapped over videos. BLEU and METEOR are corpus-level statistics, not per-video means.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import atexit
 import subprocess
 import zipfile
 from collections.abc import Hashable, Mapping, Sequence
+from typing import NamedTuple
 
 from pycocoevalcap.bleu.bleu import Bleu
 from pycocoevalcap.cider.cider import Cider
@@ -26,10 +31,20 @@ from pycocoevalcap.spice.spice import Spice
 from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
 CAPTION_METRIC_KEYS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr")
+# Metrics whose corpus score is the mean of per-video scores.
+PER_VIDEO_KEYS = ("ROUGE-L", "CIDEr")
 _JAVA_HINT = "check that `java -version` works (java 8+ on PATH)"
 
 # One METEOR java process per python process: its JVM start and paraphrase table load cost ~10 s.
 _meteor: Meteor | None = None
+
+
+class CaptionScores(NamedTuple):
+    """``corpus``: the :func:`caption_metrics` dict; ``per_video``: video id ->
+    ``{"ROUGE-L", "CIDEr"}`` (percentages) whose means over the videos are the corpus values."""
+
+    corpus: dict[str, float]
+    per_video: dict[Hashable, dict[str, float]]
 
 
 def caption_metrics(
@@ -37,13 +52,25 @@ def caption_metrics(
     references: Mapping[Hashable, Sequence[str]],
     spice: bool = False,
 ) -> dict[str, float]:
+    """Corpus-level caption metrics: ``caption_scores(predictions, references, spice).corpus``."""
+    return caption_scores(predictions, references, spice).corpus
+
+
+def caption_scores(
+    predictions: Mapping[Hashable, str],
+    references: Mapping[Hashable, Sequence[str]],
+    spice: bool = False,
+) -> CaptionScores:
     """Corpus-level caption metrics of one predicted caption per video against its references.
 
     ``predictions`` maps video id -> predicted caption; ``references`` maps the same ids ->
     a non-empty list of reference captions (at least one of them non-blank). Returns
+    ``CaptionScores(corpus, per_video)``: ``corpus`` is
     ``{"BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr"}`` (plus ``"SPICE"``
     when ``spice=True``) as percentages (pycocoevalcap's 0..1 values x 100; CIDEr-D x 100, so it
-    can exceed 100).
+    can exceed 100); ``per_video`` maps every video id (in ``references`` order) to its own
+    ``{"ROUGE-L", "CIDEr"}`` percentages, the scores pycocoevalcap averages into the corpus
+    values (CIDEr-D's document frequencies still come from all the videos passed in).
 
     An empty or blank prediction (or one made only of punctuation) is scored as pycocoevalcap
     scores the empty token list: 0 on every metric for that video, and it still adds its
@@ -69,11 +96,19 @@ def caption_metrics(
     bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
     scores = {f"BLEU-{n}": bleu[n - 1] for n in range(1, 5)}
     scores["METEOR"] = _meteor_score(gts, res)
-    scores["ROUGE-L"] = Rouge().compute_score(gts, res)[0]
-    scores["CIDEr"] = Cider().compute_score(gts, res)[0]
+    # Both scorers return (mean, per-video array in the key order of gts).
+    scores["ROUGE-L"], rouge_each = Rouge().compute_score(gts, res)
+    scores["CIDEr"], cider_each = Cider().compute_score(gts, res)
+    each = {"ROUGE-L": rouge_each, "CIDEr": cider_each}
     if spice_scorer is not None:
         scores["SPICE"] = _spice_score(spice_scorer, gts, res)
-    return {key: 100.0 * float(value) for key, value in scores.items()}
+    return CaptionScores(
+        corpus={key: 100.0 * float(value) for key, value in scores.items()},
+        per_video={
+            vid: {key: 100.0 * float(each[key][i]) for key in PER_VIDEO_KEYS}
+            for i, vid in enumerate(gts)
+        },
+    )
 
 
 def _check_inputs(
