@@ -107,3 +107,17 @@ def test_cli_errors_are_one_line(args, expected):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0], result.stderr
+
+
+def test_dataset_layer_for_one_task_sets_only_that_tasks_schedule():
+    import baselines  # noqa: F401  (registers the methods run.py resolves)
+    import tasks  # noqa: F401
+    from run import parse_args, resolve_config
+
+    def epochs(*argv: str) -> int:
+        return resolve_config(parse_args(list(argv)))["train"]["epochs"]
+
+    assert epochs("--task", "retrieval") == 3
+    assert epochs("--task", "qa") == 2
+    assert epochs("--task", "captioning") == 2
+    assert epochs("--task", "qa", "-o", "train.epochs=4") == 4
