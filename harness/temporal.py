@@ -82,7 +82,7 @@ class SeqTransformer(nn.Module):
 AGGREGATORS = ("meanP", "seqLSTM", "seqTransf")
 
 
-def _init_weights(module: nn.Module) -> None:
+def init_weights(module: nn.Module) -> None:
     """The reference ``init_weights``: Linear/Embedding N(0, 0.02), Linear bias 0, LayerNorm 1/0
     (the LSTM keeps PyTorch's default init)."""
     if isinstance(module, (nn.Linear, nn.Embedding)):
@@ -113,7 +113,7 @@ def build_aggregator(
         raise ValueError(
             f"unknown temporal module {kind!r}; choose one of {', '.join(AGGREGATORS)}"
         )
-    module.apply(_init_weights)
+    module.apply(init_weights)
     return module
 
 

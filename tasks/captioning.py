@@ -34,7 +34,7 @@ from harness.encoder import VideoTextEncoder
 from harness.metrics import CaptionScores, caption_metrics, caption_scores
 from harness.registry import DATASETS
 from harness.task import EvalOutput, Task
-from harness.temporal import _init_weights, build_aggregator, init_from_clip_text
+from harness.temporal import build_aggregator, init_from_clip_text, init_weights
 from harness.text import TextTokenizer
 from tasks.common import (
     build_encoder_for,
@@ -95,7 +95,7 @@ class VideoCaptioner(nn.Module):
         )
         self.decoder = nn.TransformerDecoder(layer, cap["decoder_layers"], norm=nn.LayerNorm(width))
         for module in (self.memory_norm, self.embed, self.positions, self.decoder):
-            module.apply(_init_weights)
+            module.apply(init_weights)
 
     def encode_video(self, pixels: torch.Tensor, video_mask: torch.Tensor) -> torch.Tensor:
         """pixels (B, F, 3, H, W), video_mask (B, F) -> video tokens (B, F, D).

@@ -28,7 +28,7 @@ from harness.metrics import qa_accuracy
 from harness.registry import DATASETS
 from harness.retrieval import MAX_LOGIT_SCALE, symmetric_cross_entropy
 from harness.task import EvalOutput, Task
-from harness.temporal import _init_weights, build_aggregator, init_from_clip_text
+from harness.temporal import build_aggregator, init_from_clip_text, init_weights
 from tasks.common import (
     build_encoder_for,
     build_text_tokenizer,
@@ -176,8 +176,8 @@ class EMCLQA(nn.Module):
             nn.Linear(2 * proj, hidden), nn.ReLU(), nn.Linear(hidden, num_answers)
         )
         for head in (self.mean_proj, self.t_w, self.v_w, self.v_proj, self.t_proj):
-            head.apply(_init_weights)
-        self.classifier.apply(_init_weights)
+            head.apply(init_weights)
+        self.classifier.apply(init_weights)
         self.emcl = EMCL(**qa["emcl"])
         self.contrastive_weight = qa["contrastive_weight"]
 
