@@ -5,6 +5,8 @@ python run.py --task retrieval --eval-only --checkpoint runs/<run>
 python run.py --list                                # what is registered
 python run.py --task retrieval --show-config        # the resolved config, no run
 python run.py --task retrieval --compare emcl,clip4clip,xclip,drl,hmmc
+python run.py --leaderboard                         # regenerate leaderboards/ from the runs
+python run.py --bench similarity                    # tiled vs naive scoring: speed, peak memory
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent
 CONFIGS = REPO / "tasks" / "configs"
+LEADERBOARDS = REPO / "leaderboards"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -60,11 +63,37 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2, help="--prepare: parallel workers")
     parser.add_argument("--list", action="store_true", help="list tasks, datasets and methods")
     parser.add_argument("--show-config", action="store_true", help="print the resolved config")
+    parser.add_argument(
+        "--leaderboard",
+        action="store_true",
+        help="regenerate the leaderboard tables from recorded runs and leaderboards/reported.yaml",
+    )
+    parser.add_argument(
+        "--runs",
+        type=Path,
+        nargs="+",
+        metavar="DIR",
+        help="--leaderboard: run folders to read (default: leaderboards/runs)",
+    )
+    parser.add_argument(
+        "--leaderboard-dir",
+        type=Path,
+        default=LEADERBOARDS,
+        help="--leaderboard: output folder (default: leaderboards)",
+    )
+    parser.add_argument(
+        "--bench", choices=("similarity",), help="run a benchmark (benchmarks/<name>.py)"
+    )
+    parser.add_argument("--bench-sizes", metavar="N1,N2", help="--bench: N x N cases (1000,5000)")
+    parser.add_argument("--bench-methods", metavar="M1,M2", help="--bench: methods to score")
+    parser.add_argument("--bench-width", type=int, help="--bench: feature width (512)")
+    parser.add_argument("--bench-out", type=Path, help="--bench: json file of the results")
     return parser.parse_args(argv)
 
 
 def resolve_config(args: argparse.Namespace) -> dict:
-    """defaults <- task <- method <- dataset <- checkpoint's run config <- --config <- -o."""
+    """defaults <- task <- method <- dataset <- dataset for this task <- checkpoint's run config
+    <- --config <- -o."""
     from harness.config import apply_overrides, apply_user, load_yaml, merge_defaults
     from harness.registry import DATASETS, METHODS, TASKS
 
@@ -87,6 +116,7 @@ def resolve_config(args: argparse.Namespace) -> dict:
         CONFIGS / "tasks" / f"{names['task']}.yaml",
         CONFIGS / "methods" / f"{method}.yaml",
         CONFIGS / "datasets" / f"{names['dataset']}.yaml",
+        CONFIGS / "datasets" / f"{names['dataset']}.{names['task']}.yaml",
     ):
         if layer.is_file():
             config = merge_defaults(config, load_yaml(layer))
@@ -209,6 +239,20 @@ def _has_checkpoint(folder: Path) -> bool:
     return (folder / "checkpoints").is_dir() and any((folder / "checkpoints").iterdir())
 
 
+def run_benchmark(args: argparse.Namespace) -> int:
+    """``--bench similarity``: benchmarks/similarity.py with the given ``--bench-*`` flags."""
+    from benchmarks.similarity import main as similarity
+
+    flags = {
+        "--sizes": args.bench_sizes,
+        "--methods": args.bench_methods,
+        "--width": args.bench_width,
+        "--out": args.bench_out,
+    }
+    given = [(flag, value) for flag, value in flags.items() if value is not None]
+    return similarity([str(x) for pair in given for x in pair])
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = parse_args(argv)
@@ -221,7 +265,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         list_registered()
         return 0
+    if args.bench:
+        return run_benchmark(args)
     try:
+        if args.leaderboard:
+            from harness.leaderboard import regenerate
+
+            # without --runs: the committed record, if there is one yet
+            runs = args.runs or [d for d in [LEADERBOARDS / "runs"] if d.is_dir()]
+            written = regenerate(args.leaderboard_dir, runs, LEADERBOARDS / "reported.yaml")
+            print(f"wrote {len(written)} files to {args.leaderboard_dir}")
+            return 0
         config = resolve_config(args)
         if args.show_config:
             print(to_yaml(config), end="")

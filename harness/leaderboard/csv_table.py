@@ -1,0 +1,49 @@
+"""CSV rendering of a table (``<task>_<dataset>.csv``): one line per row, every group's protocol
+spelled out, numbers at fixed precision, so that the same inputs give the same bytes."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from harness.leaderboard.tables import Table
+
+
+def table_csv(table: Table) -> str:
+    """The CSV text of ``table``: task, dataset, group, protocol, kind, system, variant, one
+    column per metric, ``<metric> ci_lo``/``ci_hi``/``p`` where the table has them, markers
+    (``<metric>=<mark>`` pairs joined by ``;``) and source."""
+    rows = table.rows()
+    stats = [
+        (column.key, kind)
+        for column in table.columns
+        for kind in ("ci", "p")
+        if any(column.key in getattr(row, kind) for row in rows)
+    ]
+    header = ["task", "dataset", "group", "protocol", "kind", "system", "variant"]
+    header += [column.key for column in table.columns]
+    for key, kind in stats:
+        header += [f"{key} ci_lo", f"{key} ci_hi"] if kind == "ci" else [f"{key} p"]
+    header += ["markers", "source"]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    for number, group in enumerate(table.groups, start=1):
+        for row in group.rows:
+            line = [table.task, table.dataset, number, group.protocol.label(), row.kind]
+            line += [row.system, row.variant]
+            line += [_number(row.values.get(column.key)) for column in table.columns]
+            for key, kind in stats:
+                if kind == "ci":
+                    lo, hi = row.ci.get(key, (None, None))
+                    line += [_number(lo), _number(hi)]
+                else:
+                    line.append(_number(row.p.get(key), 4))
+            line.append(";".join(f"{key}={mark}" for key, mark in sorted(row.markers.items())))
+            line.append(row.source)
+            writer.writerow(line)
+    return out.getvalue()
+
+
+def _number(value: float | None, decimals: int = 3) -> str:
+    return "" if value is None else f"{value:.{decimals}f}"

@@ -1,0 +1,62 @@
+"""R@K curves (K = 1..50) of the reproduced rows of a retrieval table, from their per-query
+ranks, as PNG bytes. Drawn with matplotlib's Agg canvas under the default style (a user's
+matplotlibrc does not change the file) and saved without the "Software" PNG text chunk, so the
+same ranks give the same bytes with the same matplotlib."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib.style
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from harness.leaderboard.queries import DIRECTIONS
+from harness.leaderboard.tables import Table
+
+MAX_K = 50
+
+
+def recall_curve(ranks: np.ndarray, max_k: int = MAX_K) -> np.ndarray:
+    """R@K in percent for K = 1..max_k from per-query ranks (n,) counted from 1; (max_k,)."""
+    ks = np.arange(1, max_k + 1)
+    return 100.0 * (np.asarray(ranks)[:, None] <= ks).mean(axis=0)
+
+
+def recall_plot_png(table: Table) -> bytes | None:
+    """A PNG with one panel per direction and one line per row that has ranks for it (labelled
+    system, variant, run; prefixed by the group number when the table has several groups);
+    None when no row has ranks."""
+    lines = [
+        (number, row)
+        for number, group in enumerate(table.groups, start=1)
+        for row in group.rows
+        if row.ranks
+    ]
+    if not lines:
+        return None
+    with matplotlib.style.context("default"):
+        figure = Figure(figsize=(11, 4.5), dpi=100)
+        FigureCanvasAgg(figure)
+        axes = figure.subplots(1, len(DIRECTIONS), sharey=True)
+        ks = np.arange(1, MAX_K + 1)
+        for ax, direction in zip(axes, DIRECTIONS, strict=True):
+            for number, row in lines:
+                if direction not in row.ranks:
+                    continue
+                label = f"{row.system} ({row.variant or '—'}), {row.source}"
+                if len(table.groups) > 1:
+                    label = f"G{number}: {label}"
+                ax.plot(ks, recall_curve(row.ranks[direction]), label=label, linewidth=1.5)
+            ax.set_title(f"{direction.upper()} R@K, {table.title}", fontsize=10)
+            ax.set_xlabel("K")
+            ax.set_xlim(1, MAX_K)
+            ax.set_ylim(0, 100)
+            ax.grid(True, alpha=0.3)
+            ax.legend(fontsize=7, loc="lower right")
+        axes[0].set_ylabel("R@K (%)")
+        figure.tight_layout()
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", metadata={"Software": None})
+    return buffer.getvalue()

@@ -1,0 +1,134 @@
+"""The evaluation protocol of a leaderboard row: what must be equal for two rows to share a group.
+
+A protocol is the evaluated split (with the dataset options that change which videos and
+captions it holds, e.g. MSR-VTT's ``test_split=1k-A, train_split=9k``), the training regime when
+it is not fine-tuning (``zero-shot``), the backbone, frames and words per item, the input
+resolution and the caption language. A field nobody stated stays ``None``, and ``None`` differs
+from every value: rows are compared only when their protocols are identical.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import PurePath
+from typing import Any
+
+# A string option ending like a file name (``MSRVTT_data.json``) names an input file, not a
+# choice of split: it does not enter the protocol.
+_FILE_NAME = re.compile(r"\.[A-Za-z0-9]{2,5}$")
+_VIT = re.compile(r"vit[-_/]?([bl])[-_/]?(\d+)", re.IGNORECASE)
+_HF_VIT = re.compile(r"(base|large)[-_]patch(\d+)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """The protocol fields; ``dataset_options`` is a sorted tuple of (key, rendered value)."""
+
+    split: str
+    dataset_options: tuple[tuple[str, str], ...] = ()
+    training: str | None = None
+    backbone: str | None = None
+    frames: int | None = None
+    words: int | None = None
+    resolution: int | None = None
+    language: str | None = None
+
+    def label(self) -> str:
+        """One line naming every stated field, e.g. ``split test (test_split=1k-A,
+        train_split=9k) · ViT-B/32 · 12 frames · 32 words · 224 px``."""
+        split = f"split {self.split}"
+        if self.dataset_options:
+            split += " (" + ", ".join(f"{k}={v}" for k, v in self.dataset_options) + ")"
+        parts = [
+            split,
+            self.training,
+            self.backbone and f"backbone {self.backbone}",
+            self.frames is not None and f"{self.frames} frames",
+            self.words is not None and f"{self.words} words",
+            self.resolution is not None and f"{self.resolution} px",
+            self.language and f"captions in {self.language}",
+        ]
+        return " · ".join(part for part in parts if part)
+
+    def sort_key(self) -> tuple:
+        """A key that orders protocols deterministically (``None`` fields first)."""
+        return tuple((value is not None, value) for value in self._values())
+
+    def _values(self) -> tuple:
+        return tuple(getattr(self, f.name) for f in fields(self))
+
+
+def protocol_of_run(record: Mapping[str, Any]) -> Protocol:
+    """The protocol of a run record (results.json): its ``protocol`` block, and the scalar
+    options of the dataset's config section that are not file names."""
+    described = record["protocol"]
+    section = record["config"].get(record["dataset"])
+    section = section if isinstance(section, Mapping) else {}
+    options = {
+        key: _render(value)
+        for key, value in section.items()
+        if isinstance(value, bool | int | float | str)
+        and not (isinstance(value, str) and _FILE_NAME.search(value))
+    }
+    return Protocol(
+        split=str(described["split"]),
+        dataset_options=tuple(sorted(options.items())),
+        backbone=backbone_name(described.get("encoder")),
+        frames=described.get("max_frames"),
+        words=described.get("max_words"),
+        resolution=described.get("image_size"),
+    )
+
+
+def protocol_from_yaml(data: Any, where: str) -> Protocol:
+    """A protocol written in reported.yaml (``split`` required; ``dataset_options`` a mapping;
+    the other fields of :class:`Protocol` optional); ``where`` names the entry in errors."""
+    if not isinstance(data, Mapping) or "split" not in data:
+        raise ValueError(f"{where}: 'protocol' must be a mapping with at least 'split'")
+    known = {f.name for f in fields(Protocol)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"{where}: unknown protocol field {unknown[0]!r} (known: {sorted(known)})")
+    options = data.get("dataset_options") or {}
+    if not isinstance(options, Mapping):
+        raise ValueError(f"{where}: 'protocol.dataset_options' must be a mapping")
+    for key in ("frames", "words", "resolution"):
+        if key in data and not (isinstance(data[key], int) and not isinstance(data[key], bool)):
+            raise ValueError(f"{where}: 'protocol.{key}' must be an integer")
+    return Protocol(
+        split=str(data["split"]),
+        dataset_options=tuple(sorted((str(k), _render(v)) for k, v in options.items())),
+        training=_text(data.get("training")),
+        backbone=_text(data.get("backbone")),
+        frames=data.get("frames"),
+        words=data.get("words"),
+        resolution=data.get("resolution"),
+        language=_text(data.get("language")),
+    )
+
+
+def backbone_name(encoder: str | None) -> str | None:
+    """A run's ``protocol.encoder`` as a backbone name: ``ViT-B/32`` for OpenAI files and HF ids
+    of CLIP ViT-B/32 (``ViT-B-32.pt``, ``openai/clip-vit-base-patch32``), ``random:tiny`` as
+    is, else the last path component (never an absolute path)."""
+    if encoder is None:
+        return None
+    for pattern in (_VIT, _HF_VIT):
+        match = pattern.search(encoder)
+        if match:
+            size = "B" if match.group(1).lower() in ("b", "base") else "L"
+            return f"ViT-{size}/{match.group(2)}"
+    return encoder if ":" in encoder else PurePath(encoder).name
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _render(value: Any) -> str:
+    """An option value as written in YAML (``true``, ``9k``, ``0``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -1,0 +1,140 @@
+"""Finding and validating run records: every ``results.json`` under the runs folders, with its
+``samples.jsonl``. A file that is malformed or lacks a field is reported in one line
+(``skipping <path>: <what is wrong>``) and left out; the others are still read.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.leaderboard.columns import TASKS, is_number, metric_value
+from harness.leaderboard.queries import SampleError, check_samples
+
+RESULTS = "results.json"
+SAMPLES = "samples.jsonl"
+# (field, type check, what it must be) of every run record.
+_REQUIRED = (
+    ("task", lambda v: isinstance(v, str), "a string"),
+    ("dataset", lambda v: isinstance(v, str), "a string"),
+    ("method", lambda v: isinstance(v, str), "a string"),
+    ("metrics", lambda v: isinstance(v, dict), "a JSON object"),
+    ("protocol", lambda v: isinstance(v, dict), "a JSON object"),
+    ("config", lambda v: isinstance(v, dict), "a JSON object"),
+)
+
+
+class RunFileError(ValueError):
+    """A run record that cannot be used; the message is one line."""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run: ``run_id`` is its folder relative to the runs folder it was found in (posix
+    separators; prefixed by that folder's name when several runs folders are read), ``record``
+    the parsed results.json, ``samples`` its samples.jsonl rows (None when there is none)."""
+
+    run_id: str
+    record: dict[str, Any]
+    samples: list[dict[str, Any]] | None
+
+
+def find_results(roots: Sequence[Path]) -> list[tuple[Path, str]]:
+    """Every results.json under ``roots`` (searched recursively) with its run id, sorted by id."""
+    found = []
+    for root in roots:
+        root = Path(root)
+        if not root.is_dir():
+            raise FileNotFoundError(
+                f"runs folder {root} does not exist; pass an existing --runs DIR"
+            )
+        for path in root.rglob(RESULTS):
+            relative = path.parent.relative_to(root).as_posix()
+            run_id = f"{root.name}/{relative}" if len(roots) > 1 else relative
+            found.append((path, run_id))
+    return sorted(found, key=lambda item: (item[1], str(item[0])))
+
+
+def load_run(path: Path, run_id: str) -> RunRecord:
+    """The run record of ``path`` (a results.json); raises :class:`RunFileError`."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise RunFileError(f"not valid JSON ({_one_line(err)})") from err
+    if not isinstance(record, dict):
+        raise RunFileError("not a JSON object")
+    for key, ok, what in _REQUIRED:
+        if key not in record:
+            raise RunFileError(f"missing field {key!r}")
+        if not ok(record[key]):
+            raise RunFileError(f"field {key!r} must be {what}")
+    task = record["task"]
+    if task not in TASKS:
+        raise RunFileError(f"unknown task {task!r} (tables exist for {', '.join(sorted(TASKS))})")
+    for column in TASKS[task].columns:
+        value = metric_value(record["metrics"], column.path)
+        name = "metrics." + ".".join(column.path)
+        if value is None and column.required:
+            raise RunFileError(f"missing field {name!r}")
+        if value is not None and not is_number(value):
+            raise RunFileError(f"field {name!r} must be a number")
+    _check_protocol(record["protocol"])
+    samples = _read_samples(path.parent / SAMPLES)
+    if samples is not None:
+        try:
+            check_samples(task, samples, record)
+        except SampleError as err:
+            raise RunFileError(str(err)) from err
+    return RunRecord(run_id=run_id, record=record, samples=samples)
+
+
+def load_runs(roots: Sequence[Path], warn: Callable[[str], None]) -> list[RunRecord]:
+    """Every usable run under ``roots``, sorted by run id; ``warn`` gets one line per run file
+    that is skipped, and per run without samples (no intervals for it)."""
+    runs = []
+    for path, run_id in find_results(roots):
+        try:
+            run = load_run(path, run_id)
+        except RunFileError as err:
+            warn(f"skipping {path}: {err}")
+            continue
+        if run.samples is None:
+            warn(f"no intervals for {path}: {SAMPLES} is missing next to it")
+        runs.append(run)
+    return runs
+
+
+def _check_protocol(protocol: dict[str, Any]) -> None:
+    """The protocol fields the tables group by: ``split`` a string, the rest optional."""
+    if not isinstance(protocol.get("split"), str):
+        raise RunFileError("missing field 'protocol.split' (a string)")
+    for key in ("max_frames", "max_words", "image_size"):
+        value = protocol.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise RunFileError(f"field 'protocol.{key}' must be an integer")
+    if not isinstance(protocol.get("encoder", ""), str | None):
+        raise RunFileError("field 'protocol.encoder' must be a string")
+
+
+def _read_samples(path: Path) -> list[dict[str, Any]] | None:
+    if not path.is_file():
+        return None
+    rows = []
+    with path.open(encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise RunFileError(
+                    f"{SAMPLES} line {line_no} is not valid JSON ({err.msg})"
+                ) from err
+    return rows
+
+
+def _one_line(err: Exception) -> str:
+    return " ".join(str(err).split())

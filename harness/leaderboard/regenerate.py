@@ -1,0 +1,64 @@
+"""``run.py --leaderboard``: read the run records and reported.yaml, write every table (markdown,
+CSV, retrieval R@K plot) and the index into the leaderboard folder."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from harness.leaderboard.csv_table import table_csv
+from harness.leaderboard.markdown import index_markdown, table_markdown
+from harness.leaderboard.plots import recall_plot_png
+from harness.leaderboard.records import load_runs
+from harness.leaderboard.reported import load_reported
+from harness.leaderboard.tables import build_tables
+
+INDEX = "README.md"
+
+
+def regenerate(
+    out_dir: Path,
+    runs: Sequence[Path],
+    reported_path: Path,
+    warn: Callable[[str], None] | None = None,
+) -> list[Path]:
+    """Write ``<task>_<dataset>.md`` and ``.csv`` for every table, ``.png`` for retrieval tables
+    with reproduced ranks, and ``README.md`` into ``out_dir``; returns the written paths.
+
+    ``runs``: folders searched recursively for results.json; ``reported_path``: reported.yaml;
+    ``warn`` gets one line per skipped run file (default: printed on stderr).
+    """
+    warn = warn or (lambda line: print(line, file=sys.stderr))
+    reported = load_reported(reported_path)
+    tables = build_tables(load_runs(runs, warn), reported)
+    out_dir = Path(out_dir)
+    written, plots = [], set()
+    for table in tables:
+        png = recall_plot_png(table) if table.task == "retrieval" else None
+        if png is not None:
+            written.append(_write(out_dir / f"{table.name}.png", png))
+            plots.add(table.name)
+        plot_file = f"{table.name}.png" if png is not None else None
+        markdown = table_markdown(table, reported, plot_file)
+        written.append(_write(out_dir / f"{table.name}.md", markdown.encode()))
+        written.append(_write(out_dir / f"{table.name}.csv", table_csv(table).encode()))
+    index = index_markdown(tables, reported, plots).encode()
+    written.append(_write(out_dir / INDEX, index))
+    return written
+
+
+def _write(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temp file and a rename (never half-written)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,156 @@
+"""Leaderboard rows: one per reported entry, and per run one reproduced row, one per
+post-processing its system lists (EMCL-Net++ from the inverted softmax) and one per baseline the
+run recorded (majority answer, constant caption)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from harness.leaderboard.columns import TASKS, is_number, metric_value
+from harness.leaderboard.protocol import Protocol, protocol_of_run
+from harness.leaderboard.queries import PerQuery, query_data
+from harness.leaderboard.records import RunRecord
+from harness.leaderboard.reported import Reported, ReportedEntry, SystemSpec
+
+REPORTED, REPRODUCED, BASELINE, DIFFERENCE = "reported", "reproduced", "baseline", "difference"
+VERIFY_MARK = "†"
+MEAN_RANK_MARK = "‡"
+
+
+@dataclass
+class Row:
+    """One table row. ``values``: column key -> number; ``markers``: column key -> footnote
+    mark; ``per_query`` and ``ranks``: the run's per-query values (reproduced rows only);
+    ``reference``: p-values of its group are computed against it; ``ci``/``p``: filled in by
+    :mod:`harness.leaderboard.tables`."""
+
+    kind: str
+    system: str
+    variant: str
+    protocol: Protocol
+    values: dict[str, float]
+    source: str
+    markers: dict[str, str] = field(default_factory=dict)
+    per_query: dict[str, PerQuery] = field(default_factory=dict)
+    ranks: dict[str, np.ndarray] = field(default_factory=dict)
+    reference: bool = False
+    tag: str | None = None  # source tag of a reported row
+    ci: dict[str, tuple[float, float]] = field(default_factory=dict)
+    p: dict[str, float] = field(default_factory=dict)
+
+    def sort_key(self) -> tuple:
+        """Rows of one system and variant together: reported, reproduced, difference."""
+        order = (REPORTED, REPRODUCED, DIFFERENCE, BASELINE).index(self.kind)
+        return (self.kind == BASELINE, self.system, self.variant, order, self.source)
+
+
+def reported_row(entry: ReportedEntry) -> Row:
+    """The row of a reported entry, its source as ``[tag] text``."""
+    markers = {key: VERIFY_MARK for key in entry.verify}
+    for key in entry.mean_rank:
+        markers[key] = markers.get(key, "") + MEAN_RANK_MARK
+    return Row(
+        kind=REPORTED,
+        system=entry.system,
+        variant=entry.variant,
+        protocol=entry.protocol,
+        values=dict(entry.metrics),
+        source=f"[{entry.source}] {entry.source_text}",
+        markers=markers,
+        tag=entry.source,
+    )
+
+
+def run_rows(run: RunRecord, reported: Reported) -> list[Row]:
+    """The reproduced row of ``run``, its post-processed rows and its baseline rows."""
+    record = run.record
+    task = record["task"]
+    spec = reported.systems.get(task, {}).get(record["method"]) or SystemSpec(record["method"])
+    protocol = protocol_of_run(record)
+    variant = variant_of(spec, record["config"])
+    source = f"run {run.run_id}"
+    rows = [_measured_row(run, spec.name, variant, protocol, record["metrics"], None, source)]
+    rows[0].reference = spec.reference  # post-processed and baseline rows never are
+    for name, system in sorted((spec.postprocessed or {}).items()):
+        metrics = (record.get("metrics_postprocessed") or {}).get(name)
+        if isinstance(metrics, Mapping):
+            rows.append(_measured_row(run, system, variant, protocol, metrics, name, source))
+    for name, values in sorted((record.get("baselines") or {}).items()):
+        numbers = _column_values(task, values) if isinstance(values, Mapping) else {}
+        if numbers:
+            system = f"{name.replace('_', ' ')} (baseline)"
+            rows.append(Row(BASELINE, system, "", protocol, numbers, source))
+    return rows
+
+
+def variant_of(spec: SystemSpec, config: Mapping[str, Any]) -> str:
+    """The variant of a run: its config values at the spec's parts, renamed, joined by " + "."""
+    parts = []
+    for part in spec.variant:
+        value = metric_value(config, tuple(part.key.split(".")))
+        if value is None:
+            continue
+        named = part.values.get(value, value) if _hashable(value) else value
+        if named is not None:
+            parts.append(str(named))
+    return " + ".join(parts)
+
+
+def difference_row(reproduced: Row, reported: Row) -> Row:
+    """reproduced - reported, for the columns both rows have, except reported values whose
+    label is in doubt (the "Mean Rank" mark); a difference from a remembered value keeps its
+    mark."""
+    keys = [
+        key
+        for key in reproduced.values
+        if key in reported.values and MEAN_RANK_MARK not in reported.markers.get(key, "")
+    ]
+    return Row(
+        kind=DIFFERENCE,
+        system=reproduced.system,
+        variant=reproduced.variant,
+        protocol=reproduced.protocol,
+        values={key: reproduced.values[key] - reported.values[key] for key in keys},
+        source=f"{reproduced.source} minus {reported.source}",
+        markers={key: reported.markers[key] for key in keys if key in reported.markers},
+    )
+
+
+def _measured_row(
+    run: RunRecord,
+    system: str,
+    variant: str,
+    protocol: Protocol,
+    metrics: Mapping[str, Any],
+    postprocessing: str | None,
+    source: str,
+) -> Row:
+    task = run.record["task"]
+    data = query_data(task, run.samples, postprocessing) if run.samples is not None else None
+    return Row(
+        kind=REPRODUCED,
+        system=system,
+        variant=variant,
+        protocol=protocol,
+        values=_column_values(task, metrics),
+        source=source + (f" ({postprocessing.replace('_', ' ')})" if postprocessing else ""),
+        per_query=data.columns if data else {},
+        ranks=data.ranks if data else {},
+    )
+
+
+def _column_values(task: str, metrics: Mapping[str, Any]) -> dict[str, float]:
+    values = {c.key: metric_value(metrics, c.path) for c in TASKS[task].columns}
+    return {k: float(v) for k, v in values.items() if is_number(v)}
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
