@@ -10,7 +10,7 @@ import torch
 from harness.encoder import VideoTextEncoder, build_clip
 from harness.text import WordTokenizer
 from tasks.captioning import VideoCaptioner, beam_search, greedy_decode
-from tests.test_end_to_end import read_results, run_cli
+from tests.cli import read_results, run_cli
 
 SMALL = [
     "-o", "synthvtt.train_videos=48",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_end_to_end import read_results, run_cli
+from tests.cli import read_results, run_cli
 
 METHODS = ["emcl", "clip4clip", "xclip", "drl", "hmmc"]
 TINY = [

@@ -2,17 +2,14 @@
 1 and 2 processes (real Accelerate multi-process launch on CPU, gloo), resume, bad videos."""
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from harness.metrics import summarize_ranks
-from tests.conftest import REPO_ROOT
+from tests.cli import read_results, read_samples, run_cli
 
 SMALL = [
     "-o", "synthvtt.train_videos=48",
@@ -23,29 +20,6 @@ SMALL = [
     "-o", "eval.batch_size=16",
     "-o", "eval.block_size=16",
 ]  # fmt: skip
-
-
-def env() -> dict[str, str]:
-    return {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-
-
-def run_cli(*args: str, processes: int = 1) -> subprocess.CompletedProcess:
-    if processes == 1:
-        command = [sys.executable, "run.py"]
-    else:
-        command = [
-            sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
-            "--num_processes", str(processes), "--num_machines", "1",
-            "--main_process_port", "29531", "run.py",
-        ]  # fmt: skip
-    return subprocess.run(
-        [*command, *args],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        env={**env(), "ACCELERATE_USE_CPU": "true"},
-        timeout=600,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -61,10 +35,6 @@ def trained_run(data_root, tmp_path_factory) -> Path:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return out
-
-
-def read_results(folder: Path) -> dict:
-    return json.loads((folder / "results.json").read_text())
 
 
 def test_training_run_writes_results_samples_and_checkpoint(trained_run):
@@ -150,10 +120,6 @@ def test_bad_videos_error_in_one_line_or_are_skipped(trained_run, data_root, tmp
         [truncated.name, missing.name]
     )
     assert record["num_samples"] == {"texts": 38, "videos": 38}
-
-
-def read_samples(folder: Path) -> list[dict]:
-    return [json.loads(line) for line in (folder / "samples.jsonl").open()]
 
 
 def test_eval_through_the_frame_cache_matches_decoding(trained_run, data_root, tmp_path):

@@ -14,7 +14,7 @@ import baselines  # noqa: F401  (registers the methods run.py resolves)
 from harness.config import ConfigError
 from run import parse_args, resolve_config
 from tasks.qa import EpochShuffle, QATask, attention_pool
-from tests.test_end_to_end import read_results, read_samples, run_cli
+from tests.cli import read_results, read_samples, run_cli
 
 TINY = [
     "-o", "synthvtt.train_videos=24",

@@ -1,0 +1,41 @@
+"""Running ``run.py`` as a user does (a subprocess; 2 processes through ``accelerate launch``
+on CPU with gloo) and reading a run folder back."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import REPO_ROOT
+
+
+def run_cli(*args: str, processes: int = 1) -> subprocess.CompletedProcess:
+    """``python run.py *args`` (or ``accelerate launch`` with ``processes``), offline, 1 thread."""
+    if processes == 1:
+        command = [sys.executable, "run.py"]
+    else:
+        command = [
+            sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
+            "--num_processes", str(processes), "--num_machines", "1",
+            "--main_process_port", "29531", "run.py",
+        ]  # fmt: skip
+    offline = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [*command, *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **offline, "ACCELERATE_USE_CPU": "true"},
+        timeout=600,
+    )
+
+
+def read_results(folder: Path) -> dict:
+    """A run folder's results.json."""
+    return json.loads((folder / "results.json").read_text())
+
+
+def read_samples(folder: Path) -> list[dict]:
+    """A run folder's samples.jsonl, one dict per line."""
+    return [json.loads(line) for line in (folder / "samples.jsonl").open()]
