@@ -79,6 +79,24 @@ def test_eval_only_identical_for_one_and_two_processes(trained_run, tmp_path):
     assert outputs[1]["metrics"] == read_results(trained_run)["metrics"]
 
 
+def test_two_process_training_takes_the_same_number_of_global_steps(
+    trained_run, data_root, tmp_path
+):
+    out = tmp_path / "train2"
+    result = run_cli(
+        "--task", "retrieval", "--data-root", str(data_root), "--output-dir", str(out), *SMALL,
+        processes=2,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    record, single = read_results(out), read_results(trained_run)
+    assert record["num_processes"] == 2
+    # train.batch_size is global: 2 processes take half a batch each, so the step count (and the
+    # warmup-cosine schedule over it) is the single-process one.
+    assert record["training"]["steps"] == single["training"]["steps"]
+    assert record["training"]["steps_per_epoch"] == single["training"]["steps_per_epoch"]
+    assert record["num_samples"] == single["num_samples"]
+
+
 def test_resume_continues_from_the_last_epoch(trained_run, data_root, tmp_path):
     out = tmp_path / "resumed"
     shutil.copytree(trained_run, out)
