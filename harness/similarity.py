@@ -36,16 +36,19 @@ def blocked_similarity(
     num_video = next(iter(video.values())).shape[0]
     row_blocks = range(0, num_text, block)
     mine = [row_blocks[i] for i in distributed.shard(len(row_blocks))]
-    rows, index = [], []
-    for start in mine:
-        stop = min(start + block, num_text)
-        text_block = take(text, start, stop)
-        cols = [
-            scorer(text_block, take(video, v, min(v + block, num_video))).float()
-            for v in range(0, num_video, block)
-        ]
-        rows.append(torch.cat(cols, dim=1))
-        index.append(torch.arange(start, stop))
-    local = torch.cat(rows) if rows else torch.zeros(0, num_video)
+    index = [torch.arange(start, min(start + block, num_text)) for start in mine]
     local_index = torch.cat(index) if index else torch.zeros(0, dtype=torch.long)
+    # Tiles are written into one preallocated matrix: collecting row lists and concatenating them
+    # held the matrix two to three times over, plus heap fragments of the interleaved rows.
+    device = next(iter(video.values())).device
+    local = torch.empty(local_index.numel(), num_video, device=device)
+    row = 0
+    for rows in index:
+        text_block = take(text, int(rows[0]), int(rows[-1]) + 1)
+        for v in range(0, num_video, block):
+            stop = min(v + block, num_video)
+            local[row : row + rows.numel(), v:stop] = scorer(text_block, take(video, v, stop))
+        row += rows.numel()
+    if distributed.world_size() == 1:
+        return local
     return distributed.gather_by_index(local_index, {"sim": local}, num_text)["sim"]
