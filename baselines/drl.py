@@ -75,15 +75,20 @@ def _normalize(x: torch.Tensor) -> torch.Tensor:
 def _standardize(x: torch.Tensor) -> torch.Tensor:
     """Per-channel standardisation over rows (unbiased std, no epsilon): (N, D) -> (N, D).
 
-    A channel that is exactly constant over the rows (e.g. every frame's best partner is the
-    start token, whose feature is the same in every caption) standardises to 0 here, where the
-    reference divides 0 by 0 and the loss turns NaN; elsewhere the two agree.
+    A channel that is constant over the rows up to float rounding (e.g. every frame's best
+    partner is the start token, whose feature is the same in every caption) standardises to 0
+    here, where the reference divides 0 (or rounding noise) by about 0: its loss turns NaN, or
+    the rounding noise gets standardised to unit variance and its gradient, ~1/std, swamps every
+    other term after clipping (training from scratch then stalls at chance). Elsewhere the two
+    agree.
     """
     centered = x - x.mean(dim=0)
-    # The variance comes from the same deviations that are divided, so an exactly constant
-    # channel gives 0 / tiny = 0 rather than rounding noise over a separately computed zero.
     var = centered.pow(2).sum(dim=0) / (x.shape[0] - 1)
-    return centered / var.clamp(min=torch.finfo(x.dtype).tiny).sqrt()
+    # Spread within a few ulps of the channel's magnitude is rounding in the mean, not signal.
+    rounding = 16.0 * torch.finfo(x.dtype).eps * x.detach().abs().amax(dim=0)
+    constant = centered.detach().abs().amax(dim=0) <= rounding
+    std = var.clamp(min=torch.finfo(x.dtype).tiny).sqrt()
+    return torch.where(constant, torch.zeros_like(centered), centered / std)
 
 
 def weight_head(arch: int, width: int) -> nn.Module:

@@ -336,3 +336,15 @@ def test_checkpoint_mismatches_raise_one_line_errors(sd, method, match) -> None:
     with pytest.raises(ValueError, match=match) as err:
         build(sd, **method)
     assert "\n" not in str(err.value)
+
+
+def test_a_channel_constant_up_to_rounding_standardises_to_zero_without_gradient():
+    torch.manual_seed(0)
+    x = torch.randn(64, 4)
+    x[:, 1] = 0.1  # one value in every row: its mean differs from it by rounding only
+    x.requires_grad_(True)
+    z = baselines.drl._standardize(x)
+    assert torch.equal(z[:, 1], torch.zeros(64))
+    assert torch.allclose(z[:, 0].std(), torch.tensor(1.0))
+    z.pow(2).sum().backward()
+    assert torch.isfinite(x.grad).all() and torch.equal(x.grad[:, 1], torch.zeros(64))
