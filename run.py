@@ -208,7 +208,7 @@ def compare_methods(args: argparse.Namespace) -> int:
     from accelerate import PartialState
 
     from harness.compare import finished_record, parse_methods, print_compare, write_compare
-    from harness.engine import default_output_dir
+    from harness.engine import completed_checkpoints, default_output_dir
 
     if args.method or args.eval_only:
         raise ValueError("--compare runs and trains each listed method: drop --method/--eval-only")
@@ -226,17 +226,13 @@ def compare_methods(args: argparse.Namespace) -> int:
         out = folder / method
         done = finished_record(out) if args.resume else None
         records[method] = done or run_one(
-            config, args, out, resume=args.resume and _has_checkpoint(out)
+            config, args, out, resume=args.resume and bool(completed_checkpoints(out))
         )
     if PartialState().is_main_process:
         write_compare(folder, records)
         print_compare(records)
         print(f"comparison written to {folder / 'compare.md'}")
     return 0
-
-
-def _has_checkpoint(folder: Path) -> bool:
-    return (folder / "checkpoints").is_dir() and any((folder / "checkpoints").iterdir())
 
 
 def run_benchmark(args: argparse.Namespace) -> int:

@@ -48,16 +48,26 @@ class RunRequest:
     mixed_precision: str = "no"
 
 
+def completed_checkpoints(run_folder: Path) -> list[Path]:
+    """The run folder's finished ``checkpoints/epoch_N`` folders (those with their trainer state,
+    written last), oldest first; empty when there is none."""
+    return sorted(
+        (
+            p
+            for p in (Path(run_folder) / CHECKPOINTS).glob("epoch_*")
+            if (p / TRAINER_STATE).is_file()
+        ),
+        key=lambda p: int(p.name.split("_")[1]),
+    )
+
+
 def latest_checkpoint(path: Path) -> Path:
     """The checkpoint folder to load from ``path``: a checkpoint folder itself, or a run folder
     (its newest ``checkpoints/epoch_N``)."""
     path = Path(path)
     if (path / MODEL_FILE).is_file():
         return path
-    epochs = sorted(
-        (p for p in (path / CHECKPOINTS).glob("epoch_*") if (p / TRAINER_STATE).is_file()),
-        key=lambda p: int(p.name.split("_")[1]),
-    )
+    epochs = completed_checkpoints(path)
     if not epochs:
         raise RunError(
             f"no checkpoint in {path}: expected {path / CHECKPOINTS}/epoch_N/{MODEL_FILE} "
