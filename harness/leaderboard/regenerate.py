@@ -3,9 +3,7 @@ CSV, retrieval R@K plot) and the index into the leaderboard folder."""
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -15,6 +13,7 @@ from harness.leaderboard.plots import recall_plot_png
 from harness.leaderboard.records import load_runs
 from harness.leaderboard.reported import load_reported
 from harness.leaderboard.tables import build_tables
+from harness.results import atomic_write_bytes
 
 INDEX = "README.md"
 
@@ -39,26 +38,12 @@ def regenerate(
     for table in tables:
         png = recall_plot_png(table) if table.task == "retrieval" else None
         if png is not None:
-            written.append(_write(out_dir / f"{table.name}.png", png))
+            written.append(atomic_write_bytes(out_dir / f"{table.name}.png", png))
             plots.add(table.name)
         plot_file = f"{table.name}.png" if png is not None else None
         markdown = table_markdown(table, reported, plot_file)
-        written.append(_write(out_dir / f"{table.name}.md", markdown.encode()))
-        written.append(_write(out_dir / f"{table.name}.csv", table_csv(table).encode()))
+        written.append(atomic_write_bytes(out_dir / f"{table.name}.md", markdown.encode()))
+        written.append(atomic_write_bytes(out_dir / f"{table.name}.csv", table_csv(table).encode()))
     index = index_markdown(tables, reported, plots).encode()
-    written.append(_write(out_dir / INDEX, index))
+    written.append(atomic_write_bytes(out_dir / INDEX, index))
     return written
-
-
-def _write(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temp file and a rename (never half-written)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
