@@ -20,6 +20,8 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+from harness.config import ConfigError
+
 OPTIMIZERS = ("adamw", "bertadam")
 
 
@@ -118,7 +120,7 @@ def build_optimizer(
     if name == "bertadam":
         return BertAdam(groups, lr=lr, t_total=total_steps, warmup=warmup), None
     if name != "adamw":
-        raise ValueError(f"train.optimizer must be one of {OPTIMIZERS}, got {name!r}")
+        raise ConfigError(f"train.optimizer must be one of {OPTIMIZERS}, got {name!r}")
     optimizer = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.98), eps=1e-6)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: warmup_cosine(step / max(total_steps, 1), warmup)

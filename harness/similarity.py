@@ -14,6 +14,7 @@ from collections.abc import Callable
 import torch
 
 from harness import distributed
+from harness.config import ConfigError
 
 Features = dict[str, torch.Tensor]
 BlockScorer = Callable[[Features, Features], torch.Tensor]
@@ -31,7 +32,10 @@ def blocked_similarity(
 
     Block (i, j) covers texts ``[i*block, (i+1)*block)`` and videos ``[j*block, (j+1)*block)``,
     as the reference evaluation loops do (this matters for EMCL, whose EM step mixes a block).
+    A ``block`` below 1 is a ConfigError.
     """
+    if block < 1:
+        raise ConfigError(f"eval.block_size must be at least 1, got {block}")
     num_text = next(iter(text.values())).shape[0]
     num_video = next(iter(video.values())).shape[0]
     row_blocks = range(0, num_text, block)

@@ -13,7 +13,8 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from transformers import CLIPModel, CLIPTextConfig
 from transformers.models.clip.modeling_clip import CLIPEncoderLayer
 
-from harness.encoder.openai_convert import convert_resblock_param
+from harness.config import ConfigError
+from harness.encoder.openai_convert import CheckpointError, convert_resblock_param
 
 # Additive attention bias on padded frames (the reference uses -1e6, not -inf).
 MASK_BIAS = -1e6
@@ -110,8 +111,9 @@ def build_aggregator(
     elif kind == "seqTransf":
         module = SeqTransformer(width, heads, num_layers, max_positions)
     else:
-        raise ValueError(
-            f"unknown temporal module {kind!r}; choose one of {', '.join(AGGREGATORS)}"
+        raise ConfigError(
+            f"unknown temporal module {kind!r} (method.agg_module or method.sim_header); choose "
+            f"one of {', '.join(AGGREGATORS)}"
         )
     module.apply(init_weights)
     return module
@@ -128,9 +130,10 @@ def init_from_clip_text(aggregator: nn.Module, clip: CLIPModel) -> None:
     table = text.embeddings.position_embedding.weight
     width = aggregator.position_embeddings.weight.shape[1]
     if table.shape[1] != width:
-        raise ValueError(
+        raise CheckpointError(
             f"seqTransf width {width} differs from the CLIP text width {table.shape[1]}; the "
-            "CLIP init needs text width == embedding width"
+            "CLIP init needs text width == embedding width: use a checkpoint whose text width "
+            "equals its projection_dim, or the meanP or seqLSTM temporal module"
         )
     rows = min(table.shape[0], aggregator.position_embeddings.weight.shape[0])
     aggregator.position_embeddings.weight[:rows] = table[:rows]
@@ -158,8 +161,8 @@ def load_reference_temporal_state(module: nn.Module, sd: dict[str, torch.Tensor]
     """Load the temporal weights of a reference checkpoint (CLIP4Clip / X-CLIP / DRL / EMCL-Net
     keys ``frame_position_embeddings.weight``, ``transformerClip.resblocks.{i}.*``,
     ``lstm_visual.*``) into a module from :func:`build_aggregator`. Other keys of ``sd`` are
-    ignored; a seqLSTM ignores the (unused) position table. Raises a one-line ValueError when the
-    checkpoint's temporal weights do not fit the module."""
+    ignored; a seqLSTM ignores the (unused) position table. Raises a one-line CheckpointError
+    when the checkpoint's temporal weights do not fit the module."""
     ours = module.state_dict()
     mapped: dict[str, torch.Tensor] = {}
     for key, value in sd.items():
@@ -167,20 +170,20 @@ def load_reference_temporal_state(module: nn.Module, sd: dict[str, torch.Tensor]
             continue
         converted = _map_reference_key(key, value)
         if converted is None:
-            raise ValueError(f"unknown temporal key {key!r} in the checkpoint")
+            raise CheckpointError(f"unknown temporal key {key!r} in the checkpoint")
         mapped.update(converted)
     if isinstance(module, SeqLSTM):
         mapped.pop("position_embeddings.weight", None)
     unexpected = sorted(set(mapped) - set(ours))
     missing = sorted(set(ours) - set(mapped))
     if unexpected or missing:
-        raise ValueError(
+        raise CheckpointError(
             f"checkpoint temporal weights do not fit {type(module).__name__}: missing "
             f"{missing[:4]}, unexpected {unexpected[:4]} (is the aggregation kind right?)"
         )
     for key, value in mapped.items():
         if value.shape != ours[key].shape:
-            raise ValueError(
+            raise CheckpointError(
                 f"checkpoint temporal weight {key!r} has shape {tuple(value.shape)}, the module "
                 f"expects {tuple(ours[key].shape)}"
             )

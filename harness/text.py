@@ -20,6 +20,9 @@ import regex
 import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
 
+from harness.config import ConfigError
+from harness.errors import DataError
+
 CLIP_SOT = "<|startoftext|>"
 CLIP_EOT = "<|endoftext|>"
 # OpenAI's file holds a version line, then more merges than CLIP uses: 49152 - 256 - 2 of them.
@@ -33,6 +36,7 @@ _CLIP_WORDS = regex.compile(
 _WHITESPACE = regex.compile(r"\s+")
 
 WORD_SPECIALS = ("[PAD]", "[UNK]", "[SOT]", "[EOT]")
+_GET_OPENAI_BPE = "replace it with OpenAI's bpe_simple_vocab_16e6.txt.gz"
 
 
 @runtime_checkable
@@ -102,11 +106,15 @@ class ClipBpeTokenizer:
             with gzip.open(path, "rt", encoding="utf-8") as f:
                 lines = f.read().split("\n")
         except (OSError, EOFError, UnicodeDecodeError) as exc:
-            raise ValueError(
-                f"cannot read CLIP BPE file {path}: {_first_line(exc)}; replace it with OpenAI's "
-                "bpe_simple_vocab_16e6.txt.gz"
+            raise DataError(
+                f"cannot read CLIP BPE file {path}: {_first_line(exc)}; {_GET_OPENAI_BPE}"
             ) from exc
         merges = [tuple(line.split()) for line in lines[1 : _CLIP_NUM_MERGES + 1]]
+        if not merges or any(len(merge) != 2 for merge in merges):
+            raise DataError(
+                f"CLIP BPE file {path} is not a merges file (a version line, then two symbols per "
+                f"line); {_GET_OPENAI_BPE}"
+            )
         # The byte alphabet sorted by code point is OpenAI's byte order (printable bytes map to
         # themselves, the others to 256 + n in byte order).
         alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
@@ -117,7 +125,7 @@ class ClipBpeTokenizer:
     @classmethod
     def from_pretrained(cls, name_or_dir: str | Path) -> ClipBpeTokenizer:
         """Build from a Hugging Face CLIP tokenizer (a folder with vocab.json and merges.txt, or a
-        hub id). Raises FileNotFoundError with one line when it cannot be loaded (e.g. offline)."""
+        hub id). Raises a one-line DataError when it cannot be loaded (e.g. offline)."""
         from transformers import CLIPTokenizer
 
         try:
@@ -127,7 +135,7 @@ class ClipBpeTokenizer:
             merges = [tuple(m.split(" ") if isinstance(m, str) else m) for m in model["merges"]]
             return cls(hf.get_vocab(), merges)
         except (OSError, ValueError) as exc:
-            raise FileNotFoundError(
+            raise DataError(
                 f"cannot load CLIP tokenizer {name_or_dir}: {_first_line(exc)}. Pass a folder with "
                 "vocab.json and merges.txt, OpenAI's bpe_simple_vocab_16e6.txt.gz, or a hub id "
                 "already downloaded (or run online with HF_HUB_OFFLINE unset)"
@@ -189,11 +197,14 @@ class WordTokenizer:
         """Read a tokenizer.json written by `save`."""
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"word tokenizer file {path} does not exist")
+            raise DataError(
+                f"word tokenizer file {path} does not exist; check the path (WordTokenizer.save "
+                "writes it)"
+            )
         try:
             return cls(Tokenizer.from_file(str(path)))
         except Exception as exc:  # tokenizers raises plain Exception on malformed files
-            raise ValueError(
+            raise DataError(
                 f"cannot load word tokenizer {path}: {_first_line(exc)}. "
                 "Delete it so it is rebuilt from the captions"
             ) from exc
@@ -237,13 +248,17 @@ def tokenize(
     """Model input for one caption: ids (max_words,) int64 and mask (max_words,) int64.
 
     ``[SOT] + tokens + [EOT]`` with the caption tail cut so the length is at most ``max_words``,
-    right-padded with ``pad_id`` (mask 0). Raises ValueError for a caption with no tokens.
+    right-padded with ``pad_id`` (mask 0). Raises DataError for a caption with no tokens and
+    ConfigError for a ``max_words`` below 2.
     """
     if max_words < 2:
-        raise ValueError(f"max_words must be at least 2 (SOT and EOT), got {max_words}")
+        raise ConfigError(f"data.max_words must be at least 2 (SOT and EOT), got {max_words}")
     tokens = tokenizer.encode(text)
     if not tokens:
-        raise ValueError(f"empty caption {text!r}: it has no words; fix or remove it")
+        raise DataError(
+            f"empty caption {text!r}: it has no words; fix or remove it in the dataset's "
+            "annotations"
+        )
     seq = [tokenizer.sot_id, *tokens[: max_words - 2], tokenizer.eot_id]
     ids = torch.full((max_words,), tokenizer.pad_id, dtype=torch.long)
     mask = torch.zeros(max_words, dtype=torch.long)
@@ -287,12 +302,10 @@ def build_tokenizer(
     local = Path(spec).expanduser()
     if str(spec).endswith(".txt.gz"):
         if not local.is_file():
-            raise FileNotFoundError(
-                f"CLIP BPE file {spec} does not exist; check the tokenizer path"
-            )
+            raise DataError(f"CLIP BPE file {spec} does not exist; check data.tokenizer")
         return ClipBpeTokenizer.from_bpe_gz(local)
     if local.is_dir():
         return ClipBpeTokenizer.from_pretrained(local)
     if str(spec).startswith(("/", ".", "~")):
-        raise FileNotFoundError(f"tokenizer folder {spec} does not exist; check the tokenizer path")
+        raise DataError(f"tokenizer folder {spec} does not exist; check data.tokenizer")
     return ClipBpeTokenizer.from_pretrained(str(spec))

@@ -19,13 +19,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from harness.config import ConfigError
+from harness.errors import UserError
+
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 _DECODE_ERRORS = (av.FFmpegError, ValueError, EOFError)
 
 
-class VideoReadError(Exception):
+class VideoReadError(UserError):
     """A video file that cannot be decoded; ``str()`` is one line naming the file and the fix."""
 
     def __init__(self, path: str | Path, reason: str) -> None:
@@ -115,7 +118,7 @@ def sample_frame_indices(
     (``linspace`` floored). ``framerate`` None or <= 0 means every frame. May return [].
     """
     if max_frames < 1:
-        raise ValueError(f"max_frames must be at least 1, got {max_frames}")
+        raise ConfigError(f"data.max_frames must be at least 1, got {max_frames}")
     f_start = 0 if start is None else max(0, int(start * fps))
     f_end = num_frames - 1 if end is None else int(min(end * fps, num_frames - 1))
     stride = 1 if not framerate or framerate <= 0 else max(1, int(round(fps / framerate)))
@@ -191,8 +194,9 @@ def preprocess_frames(frames: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def normalize_clip(frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Model input from a padded uint8 clip (F, S, S, 3) and its mask (F,): float32
-    (F, 3, S, S), normalized where mask is 1 and all zeros in padded slots."""
+    """Model input from a padded uint8 clip (F, S, S, 3) and its mask (F,), as
+    `load_clip_uint8` returns them: float32 (F, 3, S, S), normalized where mask is 1 and all
+    zeros in padded slots."""
     size = frames.shape[1]
     pixels = torch.zeros(frames.shape[0], 3, size, size)
     valid = mask.bool()
@@ -227,20 +231,6 @@ def load_clip_uint8(
     mask = torch.zeros(max_frames, dtype=torch.long)
     mask[: len(indices)] = 1
     return clip, mask
-
-
-def load_clip(
-    path: str | Path,
-    max_frames: int,
-    size: int,
-    framerate: float | None,
-    start: float | None = None,
-    end: float | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Model input for one video: float32 (max_frames, 3, size, size), CLIP-normalized, padded
-    slots all zero, and mask (max_frames,) int64. Arguments as in `load_clip_uint8`."""
-    frames, mask = load_clip_uint8(path, max_frames, size, framerate, start, end)
-    return normalize_clip(frames, mask), mask
 
 
 # No lookahead: x264's lookahead threads made the same frames encode differently between runs.

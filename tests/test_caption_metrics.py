@@ -109,8 +109,8 @@ def test_line_breaks_inside_captions_stay_with_their_video():
     ("predictions", "references", "message"),
     [
         ({}, {}, "references is empty"),
-        ({"a": "x"}, {"a": ["x"], "b": ["y"]}, "predictions has no caption for video id 'b'"),
-        ({"a": "x", "c": "z"}, {"a": ["x"]}, "references has no captions for video id 'c'"),
+        ({"a": "x"}, {"a": ["x"], "b": ["y"]}, "predictions has no entry for video id 'b'"),
+        ({"a": "x", "c": "z"}, {"a": ["x"]}, "references has no entry for video id 'c'"),
         ({"a": ["x"]}, {"a": ["x"]}, r"predictions\['a'\] must be one caption string, got list"),
         ({"a": "x"}, {"a": "x"}, r"references\['a'\] must be a list of caption strings"),
         ({"a": "x"}, {"a": []}, r"references\['a'\] has no non-empty caption"),

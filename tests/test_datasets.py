@@ -10,6 +10,7 @@ import pytest
 
 from harness.config import ConfigError, load_yaml, merge_defaults
 from harness.data_types import VideoTextPairs
+from harness.errors import DataError, UserError
 from harness.video import write_test_video
 from tasks.datasets.activitynet import ActivityNet
 from tasks.datasets.annotations import read_id_list
@@ -162,7 +163,7 @@ def test_msvd_cut_off_bug_needs_two_sentences_per_video():
 def test_msvd_errors(tmp_path):
     root = _msvd_root(tmp_path)
     (root / "raw-captions.pkl").unlink()
-    with pytest.raises(FileNotFoundError) as exc:
+    with pytest.raises(DataError) as exc:
         MSVD(_config("msvd", root)).pairs("test")
     message = _one_line(exc)
     assert "raw-captions.pkl" in message and 'README section "Datasets: MSVD"' in message
@@ -178,7 +179,7 @@ def test_msvd_errors(tmp_path):
     with pytest.raises(ValueError, match="refusing to load"):
         MSVD(_config("msvd", root)).pairs("val")
     (root / "raw-captions.pkl").write_bytes(pickle.dumps(MSVD_CAPTIONS))
-    with pytest.raises(FileNotFoundError) as exc:
+    with pytest.raises(DataError) as exc:
         MSVD(_config("msvd", root, video_root=tmp_path / "nowhere")).pairs("val")
     message = _one_line(exc)
     assert "video folder not found" in message and str(tmp_path / "nowhere") in message
@@ -261,7 +262,7 @@ def test_lsmdc_pairs_drop_missing_and_excluded_clips(tmp_path):
 
 
 def test_lsmdc_errors(tmp_path):
-    with pytest.raises(FileNotFoundError) as exc:
+    with pytest.raises(DataError) as exc:
         LSMDC(_config("lsmdc", tmp_path)).pairs("test")
     message = _one_line(exc)
     assert "LSMDC16_challenge_1000_publictect.csv" in message
@@ -272,7 +273,7 @@ def test_lsmdc_errors(tmp_path):
     assert "LSMDC16_annos_val.csv:2: expected 6 tab-separated fields" in _one_line(exc)
     _write_lines(tmp_path / "LSMDC16_annos_val.csv", ["a\t0\t1\t0\t1\tok"])
     _write_videos(tmp_path / "videos", ["other.avi"])
-    with pytest.raises(FileNotFoundError) as exc:
+    with pytest.raises(DataError) as exc:
         LSMDC(_config("lsmdc", tmp_path)).pairs("val")
     message = _one_line(exc)
     assert "none of the videos of LSMDC16_annos_val.csv" in message
@@ -314,7 +315,7 @@ def test_activitynet_paragraphs_whole_video_segments(tmp_path):
         "(no captions: 1, no video file: 1)"
         for split in ("test", "val")
     ]
-    with pytest.raises(FileNotFoundError) as exc:
+    with pytest.raises(DataError) as exc:
         entry.pairs("train")
     message = _one_line(exc)
     assert "train_ids.json" in message and 'README section "Datasets: ActivityNet"' in message
@@ -352,7 +353,7 @@ def test_didemo_paragraphs_in_json_order_with_forced_segment(tmp_path):
         "didemo test: 2 of 4 listed videos dropped as the reference loaders do "
         "(no captions: 1, no video file: 1)"
     ]
-    with pytest.raises(FileNotFoundError) as exc:
+    with pytest.raises(DataError) as exc:
         entry.pairs("val")
     message = _one_line(exc)
     assert "val_list.txt" in message and 'README section "Datasets: DiDeMo"' in message
@@ -438,14 +439,14 @@ def test_msrvtt_qa_entry_on_the_real_val_questions(shared_data, tmp_path):
     assert len(vocabulary) == 1500 and sorted(vocabulary.values()) == list(range(1500))
     assert qa.video_path("video7500") == shared_data / "videos" / "video7500.mp4"
     assert qa.video_path("video7500").is_file()
-    with pytest.raises(FileNotFoundError) as exc:
+    with pytest.raises(DataError) as exc:
         qa.qa_questions("test")
     message = _one_line(exc)
     assert "test.jsonl" in message and 'README section "Datasets: MSRVTT-QA"' in message
     with pytest.raises(ValueError, match="MSRVTT-QA has no split 'dev'"):
         qa.qa_questions("dev")
     empty = MSRVTTQA(_config("msrvtt_qa", tmp_path))
-    with pytest.raises(FileNotFoundError, match="train_ans2label.json"):
+    with pytest.raises(DataError, match="train_ans2label.json"):
         empty.qa_vocabulary()
 
 
@@ -466,14 +467,18 @@ def test_msrvtt_qa_entry_on_the_real_val_questions(shared_data, tmp_path):
 )
 def test_missing_files_and_root_are_one_line_errors(tmp_path, entry, name, title, first_file):
     readme = f'README section "Datasets: {title}"'
-    with pytest.raises(FileNotFoundError) as exc:
+    with pytest.raises(UserError) as exc:
         entry(_config(name, tmp_path)).pairs("test")
     message = _one_line(exc)
+    assert isinstance(exc.value, DataError)
     assert str(tmp_path / first_file) in message and readme in message
-    with pytest.raises(ValueError) as exc:
+    with pytest.raises(UserError) as exc:
         entry(_config(name, None))
     message = _one_line(exc)
+    assert isinstance(exc.value, ConfigError)
     assert f"dataset {name} needs --data-root DIR" in message and readme in message
+    with pytest.raises(ConfigError, match=f"{title} has no split 'dev'.*eval.split"):
+        entry(_config(name, tmp_path)).pairs("dev")
 
 
 @pytest.mark.parametrize(

@@ -12,13 +12,16 @@ from conftest import FIXTURES
 from torch import nn
 from transformers import CLIPModel
 
+from harness.config import ConfigError
 from harness.encoder import (
     TINY,
+    CheckpointError,
     VideoTextEncoder,
     build_clip,
     clip_config_from_openai,
     convert_openai_state_dict,
 )
+from harness.errors import UserError
 
 GOLDEN = FIXTURES / "encoder_openai_tiny.npz"
 # Shapes of the golden model (see the generator): 32 px images, vocabulary 64, 16 positions.
@@ -114,7 +117,7 @@ def test_hf_folder_round_trip(tmp_path, golden, openai_sd):
 
 def test_unknown_openai_keys_are_named(openai_sd):
     sd = dict(openai_sd, **{"visual.layer1.0.conv1.weight": torch.zeros(1)})
-    with pytest.raises(ValueError, match=r"visual\.layer1\.0\.conv1\.weight") as err:
+    with pytest.raises(CheckpointError, match=r"visual\.layer1\.0\.conv1\.weight") as err:
         convert_openai_state_dict(sd)
     assert "\n" not in str(err.value)
 
@@ -130,29 +133,37 @@ def test_unknown_openai_keys_are_named(openai_sd):
 def test_checkpoint_and_run_disagree(tmp_path, openai_sd, override, message):
     path = tmp_path / "tiny.pth"
     torch.save(openai_sd, path)
-    with pytest.raises(ValueError, match=message) as err:
+    with pytest.raises(ConfigError, match=message) as err:
         build_clip(str(path), head_dim=16, **dict(TINY_ARGS, **override))
     assert str(path) in str(err.value) and "\n" not in str(err.value)
 
 
-def test_unreadable_sources_name_the_path(tmp_path):
-    with pytest.raises(FileNotFoundError, match="missing.pt"):
-        build_clip(str(tmp_path / "missing.pt"), **TINY_ARGS)
+def test_unreadable_sources_are_user_errors_naming_the_path(tmp_path, openai_sd):
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="garbage.pt") as err:
-        build_clip(str(garbage), **TINY_ARGS)
-    assert "\n" not in str(err.value)
-    with pytest.raises(OSError, match="no-such-folder") as err:
-        build_clip(str(tmp_path / "no-such-folder"), **TINY_ARGS)
-    assert "\n" not in str(err.value)
+    resnet = tmp_path / "resnet.pt"
+    torch.save(dict(openai_sd, **{"visual.layer1.0.conv1.weight": torch.zeros(1)}), resnet)
+    not_weights = tmp_path / "not_weights.pt"
+    torch.save({"epoch": torch.tensor(3), "note": "x"}, not_weights)
+    sources = [
+        (tmp_path / "missing.pt", "does not exist; check encoder.pretrained"),
+        (garbage, "cannot read CLIP checkpoint"),
+        (not_weights, "not a state dict of tensors"),
+        (resnet, r"visual\.layer1\.0\.conv1\.weight"),
+        (tmp_path / "no-such-folder", "cannot load CLIP model"),
+    ]
+    for path, match in sources:
+        with pytest.raises(UserError, match=match) as err:
+            build_clip(str(path), head_dim=16, **TINY_ARGS)
+        assert isinstance(err.value, CheckpointError) and isinstance(err.value, ValueError)
+        assert str(path) in str(err.value) and "\n" not in str(err.value)
 
 
 def test_tiny_preset_random_init():
     clip = build_clip(None, vocab_size=100, max_text_positions=20, sot_id=98, eot_id=99)
     encoder = VideoTextEncoder(clip)
     text, vision = clip.config.text_config, clip.config.vision_config
-    assert encoder.embed_dim == TINY["projection_dim"] == text.hidden_size
+    assert encoder.embed_dim == TINY.projection_dim == text.hidden_size
     assert (vision.image_size, vision.patch_size, vision.hidden_act) == (64, 16, "quick_gelu")
     assert (text.eos_token_id, text.bos_token_id, text.layer_norm_eps) == (99, 98, 1e-5)
     assert encoder.logit_scale is clip.logit_scale
@@ -182,11 +193,11 @@ def test_text_after_end_of_text_does_not_change_features():
 
 
 def test_bad_random_init_arguments():
-    with pytest.raises(ValueError, match="eot_id 2"):
+    with pytest.raises(ConfigError, match="eot_id 2"):
         build_clip(None, vocab_size=100, sot_id=1, eot_id=2)
-    with pytest.raises(ValueError, match="unknown encoder size 'huge'"):
+    with pytest.raises(ConfigError, match="unknown encoder size 'huge'.*encoder.size"):
         build_clip(None, size="huge", vocab_size=100, sot_id=98, eot_id=99)
-    with pytest.raises(ValueError, match="not a multiple of patch_size"):
+    with pytest.raises(ConfigError, match="not a multiple of patch_size"):
         build_clip(None, image_size=60, vocab_size=100, sot_id=98, eot_id=99)
     with pytest.raises(ValueError, match="eot_id 100 is outside"):
         build_clip(None, vocab_size=100, sot_id=98, eot_id=100)

@@ -6,6 +6,7 @@ import shutil
 
 import pytest
 
+from harness.errors import DataError, UserError
 from tasks.datasets.msrvtt import load_msrvtt_pairs, load_msrvtt_qa, load_video_ids
 
 
@@ -80,16 +81,17 @@ def test_train_pairs_expand_every_sentence_in_json_order(shared_data, tmp_path):
 
 
 def test_missing_annotation_file_says_where_it_comes_from(tmp_path):
-    with pytest.raises(FileNotFoundError) as exc:
+    with pytest.raises(DataError) as exc:
         load_msrvtt_pairs(tmp_path, "test")
     message = _one_line(exc)
     assert "MSRVTT_JSFUSION_test.csv" in message and "msrvtt_data.zip" in message
     assert 'README section "Datasets: MSR-VTT"' in message
     (tmp_path / "MSRVTT_train.9k.csv").write_text("video_id\nvideo0\n")
-    with pytest.raises(FileNotFoundError, match="MSRVTT_data.json"):
+    with pytest.raises(DataError, match="MSRVTT_data.json"):
         load_msrvtt_pairs(tmp_path, "train")
-    with pytest.raises(ValueError, match="'train' or 'test'"):
+    with pytest.raises(ValueError, match="'train' or 'test'") as exc:
         load_msrvtt_pairs(tmp_path, "val")
+    assert not isinstance(exc.value, UserError)  # only code passes a split here: a bug
 
 
 def _write_csv(path, rows):
@@ -102,25 +104,40 @@ def test_malformed_files_name_file_and_key(tmp_path):
         tmp_path / "MSRVTT_JSFUSION_test.csv",
         [["key", "video_id", "sentence"], ["ret0", "video1", "a cat"]],
     )
-    with pytest.raises(ValueError) as exc:
+    with pytest.raises(DataError) as exc:
         load_msrvtt_pairs(tmp_path, "test")
     assert "MSRVTT_JSFUSION_test.csv" in _one_line(exc) and "'vid_key'" in str(exc.value)
 
     _write_csv(tmp_path / "MSRVTT_train.9k.csv", [["video_id"], ["video1"]])
     data_json = tmp_path / "MSRVTT_data.json"
     data_json.write_text(json.dumps({"videos": []}))
-    with pytest.raises(ValueError) as exc:
+    with pytest.raises(DataError) as exc:
         load_msrvtt_pairs(tmp_path, "train")
     assert "MSRVTT_data.json" in _one_line(exc) and "'sentences'" in str(exc.value)
     data_json.write_text(json.dumps({"sentences": [{"video_id": "video1"}]}))
-    with pytest.raises(ValueError, match=r"sentences\[0\] has no key 'caption'"):
+    with pytest.raises(DataError, match=r"sentences\[0\] has no key 'caption'"):
         load_msrvtt_pairs(tmp_path, "train")
     data_json.write_text('{"sentences": [')
-    with pytest.raises(ValueError, match="not valid JSON"):
+    with pytest.raises(DataError, match="not valid JSON"):
         load_msrvtt_pairs(tmp_path, "train")
     data_json.write_text(json.dumps({"sentences": [{"video_id": "video2", "caption": "a dog"}]}))
-    with pytest.raises(ValueError, match="no sentence belongs"):
+    with pytest.raises(DataError, match="no sentence belongs"):
         load_msrvtt_pairs(tmp_path, "train")
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"video_id\nvideo1\xff\n", "cannot read it as UTF-8 text"),
+        (b'video_id\n"' + b"v" * 200_000 + b'"\n', "not a valid csv file"),
+    ],
+)
+def test_undecodable_files_are_user_errors(tmp_path, content, reason):
+    (tmp_path / "MSRVTT_train.9k.csv").write_bytes(content)
+    with pytest.raises(UserError) as exc:
+        load_msrvtt_pairs(tmp_path, "train")
+    assert isinstance(exc.value, DataError)
+    assert str(tmp_path / "MSRVTT_train.9k.csv") in _one_line(exc) and reason in str(exc.value)
 
 
 def test_empty_caption_names_file_and_video(tmp_path):
@@ -132,7 +149,7 @@ def test_empty_caption_names_file_and_video(tmp_path):
             ["ret1", "msr2", "video2", " "],
         ],
     )
-    with pytest.raises(ValueError) as exc:
+    with pytest.raises(DataError) as exc:
         load_msrvtt_pairs(tmp_path, "test")
     assert "MSRVTT_JSFUSION_test.csv" in _one_line(exc) and "'video2'" in str(exc.value)
 
@@ -140,7 +157,7 @@ def test_empty_caption_names_file_and_video(tmp_path):
     (tmp_path / "MSRVTT_data.json").write_text(
         json.dumps({"sentences": [{"video_id": "video1", "caption": "", "sen_id": 0}]})
     )
-    with pytest.raises(ValueError, match=r"MSRVTT_data.json: empty caption for video 'video1'"):
+    with pytest.raises(DataError, match=r"MSRVTT_data.json: empty caption for video 'video1'"):
         load_msrvtt_pairs(tmp_path, "train")
 
 
@@ -163,7 +180,7 @@ def test_real_msrvtt_qa_val(shared_data):
 
 def test_msrvtt_qa_errors(tmp_path, shared_data):
     ans2label = shared_data / "msrvtt_qa" / "train_ans2label.json"
-    with pytest.raises(FileNotFoundError) as exc:
+    with pytest.raises(DataError) as exc:
         load_msrvtt_qa(tmp_path / "test.jsonl", ans2label)
     assert "test.jsonl" in _one_line(exc) and "Datasets" in str(exc.value)
     bad = tmp_path / "val.jsonl"
@@ -175,7 +192,7 @@ def test_msrvtt_qa_errors(tmp_path, shared_data):
         + json.dumps({"answer": "cat", "video_id": "video1", "answer_type": "what"})
         + "\n"
     )
-    with pytest.raises(ValueError) as exc:
+    with pytest.raises(DataError) as exc:
         load_msrvtt_qa(bad, ans2label)
     assert f"{bad}:2" in _one_line(exc) and "'question'" in str(exc.value)
     vocabulary = tmp_path / "ans2label.json"
@@ -183,5 +200,5 @@ def test_msrvtt_qa_errors(tmp_path, shared_data):
     bad.write_text(
         json.dumps({"answer": "dog", "question": "?", "video_id": "v", "answer_type": "what"})
     )
-    with pytest.raises(ValueError, match="ans2label.json: expected a JSON object"):
+    with pytest.raises(DataError, match="ans2label.json: expected a JSON object"):
         load_msrvtt_qa(bad, vocabulary)

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from harness.config import ConfigError
 from harness.optim import BertAdam, build_optimizer, parameter_groups, warmup_cosine
 
 
@@ -46,5 +47,5 @@ def test_bertadam_update_has_no_bias_correction_and_clips_per_tensor():
 
 
 def test_unknown_optimizer_is_a_clear_error():
-    with pytest.raises(ValueError, match="train.optimizer must be one of"):
+    with pytest.raises(ConfigError, match="train.optimizer must be one of"):
         build_optimizer("sgd", Toy(), 1e-3, 1.0, 0.0, 0.1, 10)

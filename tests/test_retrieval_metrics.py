@@ -5,6 +5,7 @@ import pytest
 import torch
 from conftest import FIXTURES
 
+from harness.config import ConfigError
 from harness.metrics import (
     inverted_softmax,
     multi_sentence_metrics,
@@ -76,7 +77,7 @@ def test_nan_match_counts_as_worst() -> None:
 def test_bad_inputs_raise() -> None:
     with pytest.raises(ValueError, match="query rows"):
         retrieval_metrics(np.zeros((5, 3)))
-    with pytest.raises(ValueError, match="ties"):
+    with pytest.raises(ConfigError, match="ties='optimistic' is unknown.*eval.ties"):
         retrieval_metrics(np.eye(3), ties="optimistic")
     with pytest.raises(ValueError, match="2-D"):
         retrieval_metrics(np.zeros(3))

@@ -9,7 +9,8 @@ import torch
 from conftest import FIXTURES
 from transformers import CLIPModel
 
-from harness.encoder import clip_config_from_openai, convert_openai_state_dict
+from harness.config import ConfigError
+from harness.encoder import CheckpointError, clip_config_from_openai, convert_openai_state_dict
 from harness.temporal import build_aggregator, init_from_clip_text, load_reference_temporal_state
 
 # Golden temporal modules: width 32, 4 heads, 2 layers, 16 positions, F = 6.
@@ -62,13 +63,15 @@ def test_mean_pooling_is_identity():
 
 
 def test_unknown_kind_lists_valid_ones():
-    with pytest.raises(ValueError, match="meanP, seqLSTM, seqTransf"):
+    with pytest.raises(
+        ConfigError, match="'seqGRU' .*method.agg_module.*meanP, seqLSTM, seqTransf"
+    ):
         build_aggregator("seqGRU", width=8, heads=2)
 
 
 def test_kind_mismatch_with_checkpoint_is_one_line():
     module = build_aggregator("seqTransf", **SHAPES)
-    with pytest.raises(ValueError, match="SeqTransformer") as err:
+    with pytest.raises(CheckpointError, match="SeqTransformer") as err:
         load_reference_temporal_state(module, checkpoint(load("temporal_seqlstm.npz")))
     assert "\n" not in str(err.value)
 
@@ -117,5 +120,5 @@ def test_clip_init_leaves_extra_rows_and_layers_random(tiny_clip):
 
 def test_clip_init_needs_matching_width(tiny_clip):
     module = build_aggregator("seqTransf", width=64, heads=2)
-    with pytest.raises(ValueError, match="text width"):
+    with pytest.raises(CheckpointError, match="text width"):
         init_from_clip_text(module, tiny_clip)

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from harness.config import ConfigError
+from harness.errors import DataError, UserError
 from harness.text import (
     ClipBpeTokenizer,
     TextTokenizer,
@@ -78,13 +80,25 @@ def test_clip_bpe_bad_sources_fail_in_one_line(tmp_path, bpe_path):
         ("openai/clip-vit-base-patch32", "cannot load CLIP tokenizer"),  # offline, not cached
     ]
     for spec, match in cases:
-        with pytest.raises(FileNotFoundError, match=match) as info:
+        with pytest.raises(DataError, match=match) as info:
             build_tokenizer(spec)
         assert "\n" not in str(info.value) and str(spec) in str(info.value)
     broken = tmp_path / "broken.txt.gz"
     broken.write_bytes(b"not gzip")
-    with pytest.raises(ValueError, match="cannot read CLIP BPE file .*broken.txt.gz"):
+    with pytest.raises(DataError, match="cannot read CLIP BPE file .*broken.txt.gz"):
         build_tokenizer(broken)
+
+
+@pytest.mark.parametrize("content", ["", "#version: 0.2\n", "#version: 0.2\ne r\na b c\n"])
+def test_clip_bpe_file_without_merge_pairs_is_a_user_error(tmp_path, content):
+    path = tmp_path / "merges.txt.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        f.write(content)
+    with pytest.raises(UserError) as info:
+        build_tokenizer(path)
+    message = str(info.value)
+    assert isinstance(info.value, DataError) and "\n" not in message
+    assert f"CLIP BPE file {path} is not a merges file" in message
 
 
 def test_tokenize_builds_sot_tokens_eot_and_padding(clip_bpe):
@@ -109,9 +123,9 @@ def test_tokenize_truncates_the_caption_tail(clip_bpe):
 
 def test_empty_caption_is_an_error(clip_bpe):
     for text in ["", "   ", "\t\n", "&nbsp;"]:
-        with pytest.raises(ValueError, match="empty caption"):
+        with pytest.raises(DataError, match="empty caption"):
             tokenize(clip_bpe, text, max_words=32)
-    with pytest.raises(ValueError, match="max_words must be at least 2"):
+    with pytest.raises(ConfigError, match="data.max_words must be at least 2"):
         tokenize(clip_bpe, "a dog", max_words=1)
 
 
@@ -160,11 +174,11 @@ def test_word_tokenizer_save_load_and_cache(tmp_path):
 
 
 def test_word_tokenizer_rejects_foreign_files(tmp_path):
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(DataError, match="none.json does not exist"):
         WordTokenizer.load(tmp_path / "none.json")
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    with pytest.raises(ValueError, match="cannot load word tokenizer .*bad.json"):
+    with pytest.raises(DataError, match="cannot load word tokenizer .*bad.json"):
         WordTokenizer.load(bad)
 
 

@@ -9,13 +9,15 @@ import numpy as np
 import pytest
 import torch
 
+from harness.config import ConfigError
+from harness.errors import UserError
 from harness.video import (
     CLIP_MEAN,
     CLIP_STD,
     VideoReadError,
-    load_clip,
     load_clip_uint8,
     normalize,
+    normalize_clip,
     preprocess_frames,
     probe_video,
     read_frames,
@@ -91,10 +93,13 @@ def test_sampling_follows_decord_reader():
     # a segment [1.5 s, 3 s] at 10 fps, 5 frames per second
     assert sample_frame_indices(100, 10.0, 5, 12, start=1.5, end=3.0) == list(range(15, 31, 2))
     assert sample_frame_indices(100, 10.0, 1, 12, start=20, end=30) == []
+    with pytest.raises(ConfigError, match="data.max_frames must be at least 1, got 0"):
+        sample_frame_indices(50, 3.0, 1, 0)
 
 
 def test_load_clip_real_video(real_video):
-    pixels, mask = load_clip(real_video, max_frames=12, size=224, framerate=1)
+    frames, mask = load_clip_uint8(real_video, max_frames=12, size=224, framerate=1)
+    pixels = normalize_clip(frames, mask)
     assert pixels.shape == (12, 3, 224, 224) and pixels.dtype == torch.float32
     assert mask.tolist() == [1] * 12 and mask.dtype == torch.int64
     lowest = (0 - np.array(CLIP_MEAN)) / np.array(CLIP_STD)
@@ -116,8 +121,7 @@ def test_load_clip_real_video(real_video):
 def test_uint8_and_float_paths_agree(real_video):
     frames, mask = load_clip_uint8(real_video, max_frames=12, size=112, framerate=1)
     assert frames.shape == (12, 112, 112, 3) and frames.dtype == torch.uint8
-    pixels, mask2 = load_clip(real_video, max_frames=12, size=112, framerate=1)
-    assert torch.equal(mask, mask2)
+    pixels = normalize_clip(frames, mask)
     assert torch.equal(pixels, normalize(frames))
     raw = read_frames(real_video, sample_frame_indices(50, 3.0, 1, 12))
     assert torch.equal(pixels, preprocess_frames(raw, 112))
@@ -136,12 +140,12 @@ def test_short_video_is_padded(short_video):
     info = probe_video(short_video)
     assert (info.fps, info.num_frames, info.width, info.height) == (10.0, 20, 64, 48)
     assert info.duration == pytest.approx(2.0)
-    pixels, mask = load_clip(short_video, max_frames=12, size=32, framerate=1)
-    assert pixels.shape == (12, 3, 32, 32)
+    frames, mask = load_clip_uint8(short_video, max_frames=12, size=32, framerate=1)
     assert mask.tolist() == [1, 1] + [0] * 10
-    assert torch.count_nonzero(pixels[2:]) == 0  # padded slots are zeros after normalization
-    frames, _ = load_clip_uint8(short_video, max_frames=12, size=32, framerate=1)
     assert torch.count_nonzero(frames[2:]) == 0
+    pixels = normalize_clip(frames, mask)
+    assert pixels.shape == (12, 3, 32, 32)
+    assert torch.count_nonzero(pixels[2:]) == 0  # padded slots are zeros after normalization
 
 
 def test_written_video_decodes_to_its_frames(short_video):
@@ -189,8 +193,9 @@ def test_normalize_values():
 
 
 def _assert_one_line_error(path: Path, match: str) -> None:
-    with pytest.raises(VideoReadError) as info:
-        load_clip(path, max_frames=12, size=32, framerate=1)
+    with pytest.raises(UserError) as info:
+        load_clip_uint8(path, max_frames=12, size=32, framerate=1)
+    assert isinstance(info.value, VideoReadError)
     message = str(info.value)
     assert "\n" not in message and str(path) in message
     assert match in message and "data.on_bad_video=skip" in message
@@ -222,6 +227,6 @@ def test_errors_pickle_and_files_are_closed(tmp_path, faststart_copy):
     open_before = len(os.listdir("/proc/self/fd"))
     for _ in range(10):
         with pytest.raises(VideoReadError):
-            load_clip(cut, max_frames=12, size=32, framerate=1)
-        load_clip(faststart_copy, max_frames=4, size=32, framerate=1)
+            load_clip_uint8(cut, max_frames=12, size=32, framerate=1)
+        load_clip_uint8(faststart_copy, max_frames=4, size=32, framerate=1)
     assert len(os.listdir("/proc/self/fd")) <= open_before

@@ -12,11 +12,30 @@ import torch
 from torch import nn
 from transformers import CLIPConfig, CLIPModel
 
+from harness.config import ConfigError
 from harness.encoder.openai_convert import (
+    CheckpointError,
     clip_config_from_openai,
     convert_openai_state_dict,
     load_openai_checkpoint,
 )
+
+
+class Tower(NamedTuple):
+    """Shape of one transformer tower: hidden width, number of layers, attention heads."""
+
+    width: int
+    layers: int
+    heads: int
+
+
+class Preset(NamedTuple):
+    """Tower shapes of a random-init CLIP and the width of the joint embedding space."""
+
+    vision: Tower
+    text: Tower
+    projection_dim: int
+
 
 # Tower shapes of the random-init presets; image/patch size, vocabulary and text length come from
 # the run. ``tiny`` is the synthetic benchmark's CPU model (1.1 M parameters plus 128 per token):
@@ -24,24 +43,8 @@ from harness.encoder.openai_convert import (
 # vision layers against ~0.46 s with 3, while a third text layer costs little. ``base`` is
 # ViT-B/32 (with image_size=224, patch_size=32 and the 49408-token BPE vocabulary: 151.3 M).
 # The text width equals projection_dim so that temporal modules can copy text layers (§0.4).
-TINY = dict(
-    vision_width=128,
-    vision_layers=2,
-    vision_heads=4,
-    text_width=128,
-    text_layers=3,
-    text_heads=4,
-    projection_dim=128,
-)
-BASE = dict(
-    vision_width=768,
-    vision_layers=12,
-    vision_heads=12,
-    text_width=512,
-    text_layers=12,
-    text_heads=8,
-    projection_dim=512,
-)
+TINY = Preset(vision=Tower(128, 2, 4), text=Tower(128, 3, 4), projection_dim=128)
+BASE = Preset(vision=Tower(768, 12, 12), text=Tower(512, 12, 8), projection_dim=512)
 PRESETS = {"tiny": TINY, "base": BASE}
 
 T = TypeVar("T")
@@ -67,9 +70,10 @@ class FrameFeatures(NamedTuple):
 def _token_ids(vocab_size: int, sot_id: int, eot_id: int, pad_id: int) -> dict[str, int]:
     """Text-config token ids, checked against the vocabulary."""
     if eot_id == _LEGACY_EOS:
-        raise ValueError(
-            f"eot_id {_LEGACY_EOS} makes transformers' CLIP pool text by argmax; "
-            "give the tokenizer's end-of-text token another id"
+        # Only a user's tokenizer (data.tokenizer) can bring this id; ours never use it.
+        raise ConfigError(
+            f"eot_id {_LEGACY_EOS} makes transformers' CLIP pool text by argmax; give the "
+            "tokenizer's end-of-text token another id or choose another data.tokenizer"
         )
     for name, value in (("sot_id", sot_id), ("eot_id", eot_id), ("pad_id", pad_id)):
         if not 0 <= value < vocab_size:
@@ -87,31 +91,35 @@ def _preset_config(
 ) -> CLIPConfig:
     """The CLIPConfig of a random-init preset for these input shapes and token ids."""
     if size not in PRESETS:
-        raise ValueError(f"unknown encoder size {size!r}; choose one of {', '.join(PRESETS)}")
+        raise ConfigError(
+            f"unknown encoder size {size!r} (encoder.size); choose one of {', '.join(PRESETS)}"
+        )
     if image_size % patch_size:
-        raise ValueError(f"image_size {image_size} is not a multiple of patch_size {patch_size}")
-    p = PRESETS[size]
-    common = dict(hidden_act="quick_gelu", layer_norm_eps=1e-5)
-    vision = dict(
-        hidden_size=p["vision_width"],
-        intermediate_size=4 * p["vision_width"],
-        num_hidden_layers=p["vision_layers"],
-        num_attention_heads=p["vision_heads"],
-        image_size=image_size,
-        patch_size=patch_size,
-        **common,
-    )
+        raise ConfigError(
+            f"image_size {image_size} is not a multiple of patch_size {patch_size}; change "
+            "data.image_size or encoder.patch_size"
+        )
+    preset = PRESETS[size]
+    vision = dict(**_tower_config(preset.vision), image_size=image_size, patch_size=patch_size)
     text = dict(
+        **_tower_config(preset.text),
         vocab_size=vocab_size,
-        hidden_size=p["text_width"],
-        intermediate_size=4 * p["text_width"],
-        num_hidden_layers=p["text_layers"],
-        num_attention_heads=p["text_heads"],
         max_position_embeddings=max_text_positions,
         **token_ids,
-        **common,
     )
-    return CLIPConfig(text_config=text, vision_config=vision, projection_dim=p["projection_dim"])
+    return CLIPConfig(text_config=text, vision_config=vision, projection_dim=preset.projection_dim)
+
+
+def _tower_config(tower: Tower) -> dict[str, Any]:
+    """The transformer part of a CLIP tower config (4x MLP, OpenAI's quick GELU and LN eps)."""
+    return dict(
+        hidden_size=tower.width,
+        intermediate_size=4 * tower.width,
+        num_hidden_layers=tower.layers,
+        num_attention_heads=tower.heads,
+        hidden_act="quick_gelu",
+        layer_norm_eps=1e-5,
+    )
 
 
 def _check_pretrained_shapes(
@@ -120,17 +128,17 @@ def _check_pretrained_shapes(
     """A checkpoint fixes frame size, vocabulary and text length; the run must agree with it."""
     vision, text = config.vision_config, config.text_config
     if vision.image_size != image_size:
-        raise ValueError(
+        raise ConfigError(
             f"CLIP checkpoint {where} expects {vision.image_size}px frames but image_size is "
             f"{image_size}; set data.image_size to {vision.image_size}"
         )
     if text.vocab_size != vocab_size:
-        raise ValueError(
+        raise ConfigError(
             f"CLIP checkpoint {where} has a vocabulary of {text.vocab_size} tokens but the "
             f"tokenizer has {vocab_size}; use the tokenizer the checkpoint was trained with"
         )
     if text.max_position_embeddings < max_text_positions:
-        raise ValueError(
+        raise ConfigError(
             f"CLIP checkpoint {where} has {text.max_position_embeddings} text positions, fewer "
             f"than the {max_text_positions} requested; shorten data.max_words"
         )
@@ -148,15 +156,15 @@ def _load_openai(path: Path, head_dim: int) -> tuple[CLIPConfig, dict[str, torch
     try:
         config = clip_config_from_openai(sd, prefix=prefix, head_dim=head_dim)
         weights = convert_openai_state_dict(sd, prefix=prefix)
-    except ValueError as exc:
-        raise ValueError(f"CLIP checkpoint {path}: {exc}") from exc
+    except CheckpointError as exc:
+        raise CheckpointError(f"CLIP checkpoint {path}: {exc}") from exc
     return config, weights
 
 
 def _load_state(clip: CLIPModel, weights: dict[str, torch.Tensor], where: str) -> None:
     missing, unexpected = clip.load_state_dict(weights, strict=False)
     if missing or unexpected:
-        raise ValueError(
+        raise CheckpointError(
             f"CLIP checkpoint {where} does not fit CLIPModel: missing {missing[:8]}, "
             f"unexpected {unexpected[:8]}"
         )
@@ -168,9 +176,9 @@ def _hf_call(load: Callable[..., T], pretrained: str, **kwargs: Any) -> T:
         return load(pretrained, **kwargs)
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise OSError(
+        raise CheckpointError(
             f"cannot load CLIP model {pretrained!r} (an HF folder, a cached hub id, or an "
-            f"OpenAI .pt file): {first}"
+            f"OpenAI .pt file): {first}; check encoder.pretrained"
         ) from exc
 
 
@@ -196,7 +204,9 @@ def build_clip(
     Anything else: ``CLIPModel.from_pretrained`` (an HF folder or hub id; the hub is reached only
     when the HF offline variables allow it). For checkpoints, ``size`` and ``patch_size`` are
     ignored and ``image_size`` / ``vocab_size`` must match the weights. The text config gets the
-    tokenizer's ``sot_id`` / ``eot_id`` / ``pad_id``. Bad input raises a one-line error.
+    tokenizer's ``sot_id`` / ``eot_id`` / ``pad_id``. A checkpoint that is missing, unreadable
+    or not a CLIP model raises CheckpointError; settings that do not fit it (or no preset) raise
+    ConfigError; both are one line.
     """
     token_ids = _token_ids(vocab_size, sot_id, eot_id, pad_id)
     if pretrained is None:

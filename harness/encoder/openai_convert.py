@@ -15,7 +15,15 @@ from pathlib import Path
 import torch
 from transformers import CLIPConfig
 
+from harness.errors import UserError
+
 Tensor = torch.Tensor
+
+
+class CheckpointError(UserError, ValueError):
+    """A model checkpoint (CLIP weights, a reference repo's ``pytorch_model.bin``) that is missing,
+    unreadable or does not fit the model; the message is one line naming the file or its keys."""
+
 
 # Keys that map one-to-one, untouched.
 _DIRECT = {
@@ -100,7 +108,7 @@ def convert_openai_state_dict(sd: dict[str, Tensor], prefix: str = "") -> dict[s
     """OpenAI ViT CLIP state dict -> ``CLIPModel`` state dict (float32, contiguous).
 
     Only keys starting with ``prefix`` are converted (``"clip."`` for the reference repos'
-    checkpoints, whose other keys belong to their heads). Raises ValueError naming every key
+    checkpoints, whose other keys belong to their heads). Raises CheckpointError naming every key
     under the prefix that has no mapping (e.g. a ResNet CLIP).
     """
     out: dict[str, Tensor] = {}
@@ -116,7 +124,7 @@ def convert_openai_state_dict(sd: dict[str, Tensor], prefix: str = "") -> dict[s
             tensor = tensor.float() if tensor.is_floating_point() else tensor
             out[name] = tensor.contiguous()
     if unmatched:
-        raise ValueError(
+        raise CheckpointError(
             f"OpenAI CLIP state dict has keys with no CLIPModel mapping (only ViT CLIP is "
             f"supported): {_describe_keys(unmatched)}"
         )
@@ -125,7 +133,7 @@ def convert_openai_state_dict(sd: dict[str, Tensor], prefix: str = "") -> dict[s
 
 def _require(sd: dict[str, Tensor], key: str) -> Tensor:
     if key not in sd:
-        raise ValueError(f"not an OpenAI ViT CLIP state dict: key {key!r} is missing")
+        raise CheckpointError(f"not an OpenAI ViT CLIP state dict: key {key!r} is missing")
     return sd[key]
 
 
@@ -141,7 +149,8 @@ def clip_config_from_openai(
 
     Heads are ``width // head_dim`` in both towers (64 for every OpenAI release; smaller values
     serve tiny test models). Token ids follow OpenAI's layout (start/end of text are the last two
-    ids, padding 0); callers with another tokenizer set their own.
+    ids, padding 0); callers with another tokenizer set their own. Raises CheckpointError when
+    ``sd`` lacks a ViT CLIP key or its widths do not split into ``head_dim``-wide heads.
     """
     sd = {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
     conv = _require(sd, "visual.conv1.weight")
@@ -152,7 +161,7 @@ def clip_config_from_openai(
     text_layers = _count_blocks(sd, "transformer.resblocks")
     for width in (vision_width, text_width):
         if width % head_dim or width < head_dim:
-            raise ValueError(f"CLIP width {width} is not a multiple of head_dim {head_dim}")
+            raise CheckpointError(f"CLIP width {width} is not a multiple of head_dim {head_dim}")
     vision = dict(
         hidden_size=vision_width,
         intermediate_size=_require(sd, "visual.transformer.resblocks.0.mlp.c_fc.weight").shape[0],
@@ -191,10 +200,11 @@ def _first_line(exc: BaseException) -> str:
 
 def load_openai_checkpoint(path: str | Path) -> dict[str, Tensor]:
     """Tensors of an OpenAI CLIP file: a TorchScript archive (``torch.jit.load(...).state_dict()``)
-    or, failing that, a plain ``torch.save``-d state dict. Dtypes are kept (often fp16)."""
+    or, failing that, a plain ``torch.save``-d state dict. Dtypes are kept (often fp16).
+    Raises CheckpointError for a missing file or one that holds no state dict."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"CLIP checkpoint {path} does not exist; check encoder.pretrained")
+        raise CheckpointError(f"CLIP checkpoint {path} does not exist; check encoder.pretrained")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit is deprecated
@@ -204,7 +214,11 @@ def load_openai_checkpoint(path: str | Path) -> dict[str, Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ValueError(f"cannot read CLIP checkpoint {path}: {_first_line(exc)}") from exc
+        raise CheckpointError(
+            f"cannot read CLIP checkpoint {path}: {_first_line(exc)}; check encoder.pretrained"
+        ) from exc
     if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):
-        raise ValueError(f"CLIP checkpoint {path} is not a state dict of tensors")
+        raise CheckpointError(
+            f"CLIP checkpoint {path} is not a state dict of tensors; check encoder.pretrained"
+        )
     return dict(obj)

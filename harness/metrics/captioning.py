@@ -30,6 +30,8 @@ from pycocoevalcap.rouge.rouge import Rouge
 from pycocoevalcap.spice.spice import Spice
 from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
+from harness.metrics.checks import check_same_keys
+
 CAPTION_METRIC_KEYS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr")
 # Metrics whose corpus score is the mean of per-video scores.
 PER_VIDEO_KEYS = ("ROUGE-L", "CIDEr")
@@ -117,12 +119,7 @@ def _check_inputs(
     """Raise a one-line ValueError unless both dicts cover the same ids with usable captions."""
     if not references:
         raise ValueError("references is empty; pass at least one video id -> list of captions")
-    for vid in references:
-        if vid not in predictions:
-            raise ValueError(f"predictions has no caption for video id {vid!r} (in references)")
-    for vid in predictions:
-        if vid not in references:
-            raise ValueError(f"references has no captions for video id {vid!r} (in predictions)")
+    check_same_keys(references, predictions, "references", "predictions", "video id")
     for vid in references:
         caption, refs = predictions[vid], references[vid]
         if not isinstance(caption, str):

@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Collection, Hashable, Mapping, Sequence
 from typing import Any
 
+from harness.metrics.checks import check_same_keys
+
 PerQuestion = Mapping[Hashable, str] | Sequence[str]
 
 
@@ -47,10 +49,10 @@ def qa_accuracy(
     truth = _by_question(answers, "answers")
     if not truth:
         raise ValueError("answers is empty; pass at least one question")
-    _check_same_questions(truth, predicted, "answers", "predictions")
+    check_same_keys(truth, predicted, "answers", "predictions", "question")
     types = _by_question(answer_types, "answer_types") if answer_types is not None else {}
     if answer_types is not None:
-        _check_same_questions(truth, types, "answers", "answer_types")
+        check_same_keys(truth, types, "answers", "answer_types", "question")
 
     in_vocab = {q: vocabulary is None or a in vocabulary for q, a in truth.items()}
     correct = {q: in_vocab[q] and predicted[q] == a for q, a in truth.items()}
@@ -82,18 +84,6 @@ def _by_question(values: PerQuestion, name: str) -> dict[Hashable, str]:
                 "(map class labels to answer strings first)"
             )
     return table
-
-
-def _check_same_questions(
-    reference: Mapping[Hashable, str], other: Mapping[Hashable, str], ref_name: str, name: str
-) -> None:
-    """Raise a one-line ValueError naming the first question id only one side has."""
-    for question in reference:
-        if question not in other:
-            raise ValueError(f"{name} has no entry for question {question!r} (in {ref_name})")
-    for question in other:
-        if question not in reference:
-            raise ValueError(f"{ref_name} has no entry for question {question!r} (in {name})")
 
 
 def _summary(

@@ -16,6 +16,8 @@ from typing import Literal
 import numpy as np
 import torch
 
+from harness.config import ConfigError
+
 Ties = Literal["honest", "reference"]
 Median = Literal["mean_of_middles", "lower"]
 RECALL_AT = (1, 5, 10, 50)
@@ -35,7 +37,7 @@ def _as_matrix(sim: np.ndarray | torch.Tensor) -> np.ndarray:
 
 def _check_ties(ties: str) -> None:
     if ties not in ("honest", "reference"):
-        raise ValueError(f"ties={ties!r} is unknown; use 'honest' or 'reference'")
+        raise ConfigError(f"ties={ties!r} is unknown; use 'honest' or 'reference' (eval.ties)")
 
 
 def _targets(arr: np.ndarray, target: Sequence[int] | None, name: str = "target") -> np.ndarray:

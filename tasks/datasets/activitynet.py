@@ -14,12 +14,13 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from harness.data_types import VideoTextPairs
+from harness.errors import DataError
 from tasks.datasets.annotations import (
-    DatasetEntry,
+    FilteredPairsEntry,
+    SplitListing,
     dropped_text,
     pairs_from_items,
     read_json,
-    require_pairs,
 )
 
 TITLE = "ActivityNet"
@@ -32,7 +33,7 @@ def read_pseudo_ids(path: Path) -> list[str]:
     removed, in file order."""
     ids = read_json(path, TITLE, SOURCE)
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-        raise ValueError(f"{path}: expected a JSON list of video ids like 'v_XXXXXXXXXXX'")
+        raise DataError(f"{path}: expected a JSON list of video ids like 'v_XXXXXXXXXXX'")
     return list(dict.fromkeys(ids))
 
 
@@ -41,15 +42,15 @@ def read_paragraphs(path: Path) -> dict[str, tuple[str, float]]:
     joined with single spaces, and ``ceil(duration)`` seconds. One-line errors when malformed."""
     data = read_json(path, TITLE, SOURCE)
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object video_id -> {{duration, sentences}}")
+        raise DataError(f"{path}: expected a JSON object video_id -> {{duration, sentences}}")
     paragraphs = {}
     for video, entry in data.items():
         entry = entry if isinstance(entry, dict) else {}
         duration, sentences = entry.get("duration"), entry.get("sentences")
         if not isinstance(sentences, list) or not all(isinstance(s, str) for s in sentences):
-            raise ValueError(f"{path}: video {video!r} has no list of strings 'sentences'")
+            raise DataError(f"{path}: video {video!r} has no list of strings 'sentences'")
         if isinstance(duration, bool) or not isinstance(duration, int | float) or duration <= 0:
-            raise ValueError(f"{path}: video {video!r} needs a positive number 'duration'")
+            raise DataError(f"{path}: video {video!r} needs a positive number 'duration'")
         paragraphs[video] = (" ".join(sentences), float(math.ceil(duration)))
     return paragraphs
 
@@ -75,7 +76,7 @@ def activitynet_pairs(
     return pairs, dropped
 
 
-class ActivityNet(DatasetEntry):
+class ActivityNet(FilteredPairsEntry):
     """The ``activitynet`` dataset entry: paragraph retrieval, train on ``train.json``, test (and
     val) on ``val_1.json``, whole videos.
 
@@ -87,12 +88,12 @@ class ActivityNet(DatasetEntry):
     section = "activitynet"
     title = TITLE
     contents = "train_ids.json, val_ids.json, train.json and val_1.json"
+    listing = SplitListing(key="ids", videos="v_<id>.mp4")
 
-    def pairs(self, split: str) -> VideoTextPairs:
-        """Paragraph-video pairs of ``split`` (train, val or test; val = test = val_1)."""
-        ids_path = self.split_file("ids", split)
-        ids = read_pseudo_ids(ids_path)
+    def kept_pairs(self, split: str, listed: Path) -> tuple[VideoTextPairs, str | None]:
+        """Paragraph-video pairs of the pseudo ids in ``listed`` that have captions in the
+        split's caption file and a video file."""
+        ids = read_pseudo_ids(listed)
         paragraphs = read_paragraphs(self.split_file("captions", split))
         pairs, dropped = activitynet_pairs(ids, paragraphs, self.videos)
-        self.note(split, dropped_text(dropped, len(ids)))
-        return require_pairs(pairs, split, ids_path.name, TITLE, self.video_root, "v_<id>.mp4")
+        return pairs, dropped_text(dropped, len(ids))

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, TextIO
 
 from harness.config import ConfigError
 from harness.data_types import VideoTextPairs
+from harness.errors import DataError
 
 SPLITS = ("train", "val", "test")
 
@@ -22,44 +24,66 @@ def readme_hint(title: str) -> str:
 
 
 def require_file(path: Path, title: str, source: str) -> Path:
-    """``path`` if it is a file, else a one-line FileNotFoundError naming it, where the file
-    ``source`` comes from and the README section of dataset ``title``."""
+    """``path`` if it is a file, else a one-line DataError naming it, where the file ``source``
+    comes from and the README section of dataset ``title``."""
     if not Path(path).is_file():
-        raise FileNotFoundError(
+        raise DataError(
             f"{title} annotation file not found: {path} ({source}; {readme_hint(title)})"
         )
     return Path(path)
 
 
+@contextmanager
+def open_text(path: Path, title: str, source: str, newline: str | None = None) -> Iterator[TextIO]:
+    """The UTF-8 annotation file ``path`` open for reading (``newline`` as in :func:`open`).
+
+    A missing file is a one-line DataError (:func:`require_file`), and so is a file that cannot
+    be read or decoded, also when that only shows while the body reads it.
+    """
+    require_file(path, title, source)
+    try:
+        with Path(path).open(encoding="utf-8", newline=newline) as f:
+            yield f
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.reason if isinstance(exc, UnicodeDecodeError) else exc.strerror or exc
+        raise DataError(
+            f"{path}: cannot read it as UTF-8 text ({reason}); replace it ({readme_hint(title)})"
+        ) from None
+
+
+def read_text(path: Path, title: str, source: str) -> str:
+    """The text of the UTF-8 annotation file ``path``, with :func:`open_text`'s errors."""
+    with open_text(path, title, source) as f:
+        return f.read()
+
+
 def read_json(path: Path, title: str, source: str) -> Any:
     """The parsed JSON file ``path`` (one-line errors for a missing or malformed file)."""
-    require_file(path, title, source)
-    return parse_json(Path(path).read_text(encoding="utf-8"), str(path))
+    return parse_json(read_text(path, title, source), str(path))
 
 
 def parse_json(text: str, where: str) -> Any:
-    """``json.loads(text)``; malformed JSON is a one-line ValueError naming ``where``."""
+    """``json.loads(text)``; malformed JSON is a one-line DataError naming ``where``."""
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        raise DataError(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
 
 
 def read_id_list(path: Path, title: str, source: str) -> list[str]:
     """Video ids of a split list (one per line, surrounding whitespace and blank lines ignored),
-    in file order. Raises FileNotFoundError when missing, ValueError when it lists no id."""
-    require_file(path, title, source)
-    ids = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines()]
+    in file order. Raises DataError when it is missing or lists no id."""
+    ids = [line.strip() for line in read_text(path, title, source).splitlines()]
     ids = [i for i in ids if i]
     if not ids:
-        raise ValueError(f"{path}: lists no video id ({readme_hint(title)})")
+        raise DataError(f"{path}: lists no video id ({readme_hint(title)})")
     return ids
 
 
 def caption_text(text: Any, path: Path, video_id: str) -> str:
-    """``text`` if it is a non-blank string, else a one-line ValueError naming file and video."""
+    """``text`` if it is a non-blank string, else a one-line DataError naming file and video."""
     if not isinstance(text, str) or not text.strip():
-        raise ValueError(f"{path}: empty caption for video {video_id!r}")
+        raise DataError(f"{path}: empty caption for video {video_id!r}")
     return text
 
 
@@ -67,9 +91,9 @@ def index_videos(video_root: Path, title: str) -> dict[str, Path]:
     """Every file under ``video_root`` (recursively) by its stem, the name without its last
     extension, as the reference loaders match files. Folders and files are visited in sorted
     order and the first file of a stem wins, so the result does not depend on the file system.
-    Hidden files (temporary downloads) are ignored. A missing folder is a one-line error."""
+    Hidden files (temporary downloads) are ignored. A missing folder is a one-line DataError."""
     if not Path(video_root).is_dir():
-        raise FileNotFoundError(
+        raise DataError(
             f"{title} video folder not found: {video_root} (set --video-root DIR or "
             f"-o data.video_root=DIR; {readme_hint(title)})"
         )
@@ -115,12 +139,12 @@ def listed_pairs(
     ``videos`` maps file stems to files (:func:`index_videos`); a listed video without a file
     gets ``video_root/{id}{suffix}`` so the clip loader reports it (``data.on_bad_video``).
     Returns the pairs and the ids of those missing videos. A listed id without captions is a
-    one-line ValueError (the reference loaders assert).
+    one-line DataError (the reference loaders assert).
     """
     items = []
     for video in ids:
         if video not in captions:
-            raise ValueError(
+            raise DataError(
                 f"{title} captions have no entry for the listed video {video!r} "
                 f"({readme_hint(title)})"
             )
@@ -131,9 +155,12 @@ def listed_pairs(
 
 
 def check_split(split: str, title: str, splits: Sequence[str] = SPLITS) -> None:
-    """A one-line ValueError when ``split`` is not one of ``splits``."""
+    """A one-line ConfigError when ``split`` (``eval.split``, or a task's own) is not one of
+    ``splits``."""
     if split not in splits:
-        raise ValueError(f"{title} has no split {split!r}: choose one of {', '.join(splits)}")
+        raise ConfigError(
+            f"{title} has no split {split!r}: choose one of {', '.join(splits)} (eval.split)"
+        )
 
 
 def choose(key: str, choice: str, files: Mapping[str, str]) -> str:
@@ -146,10 +173,10 @@ def choose(key: str, choice: str, files: Mapping[str, str]) -> str:
 def require_pairs(
     pairs: VideoTextPairs, split: str, listed: str, title: str, video_root: Path, pattern: str
 ) -> VideoTextPairs:
-    """``pairs`` unless empty; then a one-line FileNotFoundError: no video of ``listed`` was found
-    under ``video_root`` (expected file names ``pattern``)."""
+    """``pairs`` unless empty; then a one-line DataError: no video of ``listed`` was found under
+    ``video_root`` (expected file names ``pattern``)."""
     if pairs.num_videos == 0:
-        raise FileNotFoundError(
+        raise DataError(
             f"{title} {split}: none of the videos of {listed} found under {video_root} "
             f"(expected files named {pattern}; {readme_hint(title)})"
         )
@@ -170,7 +197,7 @@ class DatasetEntry:
     def __init__(self, config: dict) -> None:
         data = config["data"]
         if not data["root"]:
-            raise ValueError(
+            raise ConfigError(
                 f"dataset {self.section} needs --data-root DIR (the folder with {self.contents}; "
                 f"{readme_hint(self.title)})"
             )
@@ -208,6 +235,64 @@ class DatasetEntry:
     def notes(self) -> list[str]:
         """Lines shown under the results table: what loading the splits changed or assumed."""
         return list(self._notes)
+
+
+class ListedVideosEntry(DatasetEntry):
+    """Base of the entries whose splits are lists of video ids over one caption file (MSVD,
+    VATEX): every (caption, video) pair of the listed videos (:func:`listed_pairs`); listed videos
+    without a file are noted and left to the clip loader. Subclasses also set ``source`` (where
+    the files come from), ``missing_suffix`` (the extension that names a missing video) and
+    ``read_captions`` (caption file -> video id -> captions, a staticmethod)."""
+
+    source: str
+    missing_suffix: str
+    read_captions: Callable[[Path], dict[str, list[str]]]
+
+    @cached_property
+    def captions(self) -> dict[str, list[str]]:
+        """The captions of every video (the section's ``captions`` file, read once)."""
+        return self.read_captions(self.root / self.options["captions"])
+
+    def pairs(self, split: str) -> VideoTextPairs:
+        """Caption-video pairs of ``split`` (train, val or test)."""
+        ids = read_id_list(self.split_file("lists", split), self.title, self.source)
+        pairs, missing = listed_pairs(
+            ids, self.captions, self.videos, self.video_root, self.missing_suffix, self.title
+        )
+        self.note_missing(split, missing, len(ids))
+        return pairs
+
+
+class SplitListing(NamedTuple):
+    """Where an entry lists the items of a split and what their videos are called: ``key``, the
+    key of the config section that names each split's listing file, and ``videos``, the expected
+    video file names (shown when none of the listed videos has a file)."""
+
+    key: str
+    videos: str
+
+
+class FilteredPairsEntry(DatasetEntry):
+    """Base of the entries that drop, as the reference loaders do, the listed items whose video
+    has no file or no captions (LSMDC, ActivityNet, DiDeMo): the drops are noted, and a split left
+    without any video is a DataError. Subclasses also set ``listing`` (:class:`SplitListing`) and
+    implement :meth:`kept_pairs`."""
+
+    listing: SplitListing
+
+    def kept_pairs(self, split: str, listed: Path) -> tuple[VideoTextPairs, str | None]:
+        """The pairs of ``split`` that the file ``listed`` lists and have a video file, and a
+        note on what was dropped (:func:`dropped_text`)."""
+        raise NotImplementedError
+
+    def pairs(self, split: str) -> VideoTextPairs:
+        """Caption-video pairs of ``split`` (train, val or test)."""
+        listed = self.split_file(self.listing.key, split)
+        pairs, dropped = self.kept_pairs(split, listed)
+        self.note(split, dropped)
+        return require_pairs(
+            pairs, split, listed.name, self.title, self.video_root, self.listing.videos
+        )
 
 
 def dropped_text(

@@ -12,13 +12,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from harness.data_types import VideoTextPairs
+from harness.errors import DataError
 from tasks.datasets.annotations import (
-    DatasetEntry,
+    FilteredPairsEntry,
+    SplitListing,
     dropped_text,
     pairs_from_items,
     read_id_list,
     read_json,
-    require_pairs,
 )
 
 TITLE = "DiDeMo"
@@ -31,12 +32,12 @@ def read_descriptions(path: Path) -> dict[str, list[str]]:
     video -> its descriptions in json order (videos in order of first appearance)."""
     data = read_json(path, TITLE, SOURCE)
     if not isinstance(data, list):
-        raise ValueError(f"{path}: expected a JSON list of {{video, description, times}} objects")
+        raise DataError(f"{path}: expected a JSON list of {{video, description, times}} objects")
     descriptions: dict[str, list[str]] = {}
     for n, item in enumerate(data):
         for key in ("video", "description"):
             if not isinstance(item, dict) or not isinstance(item.get(key), str):
-                raise ValueError(f"{path}: item [{n}] has no string {key!r}")
+                raise DataError(f"{path}: item [{n}] has no string {key!r}")
         descriptions.setdefault(item["video"], []).append(item["description"])
     return descriptions
 
@@ -57,7 +58,7 @@ def didemo_pairs(
     return pairs, dropped
 
 
-class DiDeMo(DatasetEntry):
+class DiDeMo(FilteredPairsEntry):
     """The ``didemo`` dataset entry: paragraph retrieval on the train/val/test lists.
 
     Reads the lists and caption files named in the ``didemo`` section from ``data.root``; videos
@@ -67,12 +68,12 @@ class DiDeMo(DatasetEntry):
     section = "didemo"
     title = TITLE
     contents = "{train,val,test}_list.txt and {train,val,test}_data.json"
+    listing = SplitListing(key="lists", videos="<name>.mp4")
 
-    def pairs(self, split: str) -> VideoTextPairs:
-        """Paragraph-video pairs of ``split`` (train, val or test)."""
-        list_path = self.split_file("lists", split)
-        listed = read_id_list(list_path, TITLE, SOURCE)
+    def kept_pairs(self, split: str, listed: Path) -> tuple[VideoTextPairs, str | None]:
+        """Paragraph-video pairs of the videos of the list ``listed`` that have descriptions in
+        the split's caption file and a video file."""
+        ids = read_id_list(listed, TITLE, SOURCE)
         descriptions = read_descriptions(self.split_file("captions", split))
-        pairs, dropped = didemo_pairs(listed, descriptions, self.videos)
-        self.note(split, dropped_text(dropped, len(set(listed))))
-        return require_pairs(pairs, split, list_path.name, TITLE, self.video_root, "<name>.mp4")
+        pairs, dropped = didemo_pairs(ids, descriptions, self.videos)
+        return pairs, dropped_text(dropped, len(set(ids)))

@@ -12,12 +12,13 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 
 from harness.data_types import VideoTextPairs
+from harness.errors import DataError
 from tasks.datasets.annotations import (
-    DatasetEntry,
+    FilteredPairsEntry,
+    SplitListing,
     dropped_text,
     pairs_from_items,
-    require_file,
-    require_pairs,
+    read_text,
 )
 
 TITLE = "LSMDC"
@@ -26,16 +27,15 @@ FIELDS = "clip_id, start_aligned, end_aligned, start_extracted, end_extracted, s
 
 
 def read_lsmdc_annotations(path: Path) -> list[tuple[str, str]]:
-    """``(clip_id, sentence)`` of every line of an LSMDC annotation file, in file order. Raises
-    FileNotFoundError when missing and a one-line ValueError for a line without 6 fields."""
-    require_file(path, TITLE, SOURCE)
+    """``(clip_id, sentence)`` of every line of an LSMDC annotation file, in file order. Raises a
+    one-line DataError when it is missing or has a line without 6 fields."""
     items = []
-    for lineno, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+    for lineno, line in enumerate(read_text(path, TITLE, SOURCE).splitlines(), start=1):
         if not line.strip():
             continue
         fields = line.strip().split("\t")
         if len(fields) != 6:
-            raise ValueError(
+            raise DataError(
                 f"{path}:{lineno}: expected 6 tab-separated fields ({FIELDS}), got {len(fields)}"
             )
         items.append((fields[0], fields[5]))
@@ -54,7 +54,7 @@ def lsmdc_pairs(
     return pairs_from_items(kept, videos), dropped
 
 
-class LSMDC(DatasetEntry):
+class LSMDC(FilteredPairsEntry):
     """The ``lsmdc`` dataset entry: LSMDC16 training/val annotations and the 1,000-clip test.
 
     Reads the annotation files named in the ``lsmdc`` section from ``data.root``; clip files are
@@ -65,12 +65,11 @@ class LSMDC(DatasetEntry):
     section = "lsmdc"
     title = TITLE
     contents = "LSMDC16_annos_training.csv, LSMDC16_annos_val.csv and the 1000-clip test csv"
+    listing = SplitListing(key="annotations", videos="<clip_id>.avi")
 
-    def pairs(self, split: str) -> VideoTextPairs:
-        """Caption-video pairs of ``split`` (train, val or test)."""
-        path = self.split_file("annotations", split)
-        items = read_lsmdc_annotations(path)
-        exclude = set(self.options["exclude_clips"])
-        pairs, dropped = lsmdc_pairs(items, self.videos, exclude)
-        self.note(split, dropped_text(dropped, len(items), "pairs"))
-        return require_pairs(pairs, split, path.name, TITLE, self.video_root, "<clip_id>.avi")
+    def kept_pairs(self, split: str, listed: Path) -> tuple[VideoTextPairs, str | None]:
+        """The pairs of the annotation file ``listed`` without the excluded clips and those
+        without a video file."""
+        items = read_lsmdc_annotations(listed)
+        pairs, dropped = lsmdc_pairs(items, self.videos, set(self.options["exclude_clips"]))
+        return pairs, dropped_text(dropped, len(items), "pairs")

@@ -10,11 +10,13 @@ import csv
 from pathlib import Path
 
 from harness.data_types import VideoTextPairs
+from harness.errors import DataError
 from tasks.datasets.annotations import (
     DatasetEntry,
     caption_text,
     check_split,
     choose,
+    open_text,
     pairs_from_items,
     parse_json,
     read_json,
@@ -46,8 +48,8 @@ def load_msrvtt_pairs(
     video_id column (``MSRVTT_test.full.csv``, ``MSRVTT_val.full.csv``) gives every json sentence
     of its videos as for training, several captions per video (multi-sentence evaluation). Videos
     are ``{video_root or root/"videos"}/{id}.mp4``, or ``{id}.webm`` where only that exists.
-    Raises FileNotFoundError for a missing annotation file and ValueError for a malformed one
-    (missing column or key, empty caption).
+    Raises a one-line DataError for a missing or malformed annotation file (missing column or
+    key, empty caption) and ValueError for another ``split``.
     """
     root = Path(root)
     videos_dir = Path(video_root) if video_root is not None else root / "videos"
@@ -78,18 +80,17 @@ def video_file(videos_dir: Path, video_id: str) -> Path:
 
 def load_qa_questions(path_jsonl: Path) -> list[dict]:
     """MSRVTT-QA questions of one jsonl file, in file order, all answers kept (in vocabulary or
-    not): dicts with at least the keys answer, question, video_id and answer_type. Raises
-    FileNotFoundError for a missing file and ValueError for a malformed line."""
-    path_jsonl = require_file(Path(path_jsonl), QA_TITLE, QA_SOURCE)
+    not): dicts with at least the keys answer, question, video_id and answer_type. Raises a
+    one-line DataError for a missing file or a malformed line."""
     questions = []
-    with path_jsonl.open(encoding="utf-8") as f:
+    with open_text(Path(path_jsonl), QA_TITLE, QA_SOURCE) as f:
         for lineno, line in enumerate(f, start=1):
             if not line.strip():
                 continue
             item = parse_json(line, f"{path_jsonl}:{lineno}")
             for field in QA_FIELDS:
                 if not isinstance(item, dict) or field not in item:
-                    raise ValueError(f"{path_jsonl}:{lineno}: missing key {field!r}")
+                    raise DataError(f"{path_jsonl}:{lineno}: missing key {field!r}")
             questions.append(item)
     return questions
 
@@ -101,7 +102,7 @@ def load_answer_vocabulary(ans2label_path: Path) -> dict[str, int]:
     if not isinstance(ans2label, dict) or not all(
         isinstance(k, str) and isinstance(v, int) for k, v in ans2label.items()
     ):
-        raise ValueError(f"{ans2label_path}: expected a JSON object mapping answer -> int label")
+        raise DataError(f"{ans2label_path}: expected a JSON object mapping answer -> int label")
     return ans2label
 
 
@@ -117,17 +118,17 @@ def _json_sentences(ids_csv: Path, data_json: Path) -> list[tuple[str, str]]:
     wanted = set(load_video_ids(ids_csv))
     data = read_json(data_json, TITLE, RETRIEVAL_SOURCE)
     if not isinstance(data, dict) or not isinstance(data.get("sentences"), list):
-        raise ValueError(f"{data_json}: missing key 'sentences' (a list of captions)")
+        raise DataError(f"{data_json}: missing key 'sentences' (a list of captions)")
     items = []
     for n, sentence in enumerate(data["sentences"]):
         for key in ("video_id", "caption"):
             if not isinstance(sentence, dict) or key not in sentence:
-                raise ValueError(f"{data_json}: sentences[{n}] has no key {key!r}")
+                raise DataError(f"{data_json}: sentences[{n}] has no key {key!r}")
         if sentence["video_id"] in wanted:
             video = sentence["video_id"]
             items.append((video, caption_text(sentence["caption"], data_json, video)))
     if not items:
-        raise ValueError(f"{data_json}: no sentence belongs to a video listed in {ids_csv}")
+        raise DataError(f"{data_json}: no sentence belongs to a video listed in {ids_csv}")
     return items
 
 
@@ -136,7 +137,7 @@ def _jsfusion_pairs(
 ) -> VideoTextPairs:
     for column in JSFUSION_COLUMNS:
         if column not in header:
-            raise ValueError(
+            raise DataError(
                 f"{test_csv}: missing column {column!r} "
                 f"(expected header {','.join(JSFUSION_COLUMNS)})"
             )
@@ -150,19 +151,23 @@ def _jsfusion_pairs(
 
 
 def _read_csv(path: Path, columns: tuple[str, ...]) -> tuple[list[str], list[dict[str, str]]]:
-    require_file(path, TITLE, RETRIEVAL_SOURCE)
-    with path.open(newline="", encoding="utf-8") as f:
+    """Header and rows of the MSR-VTT csv ``path``, which must have ``columns`` (one-line
+    DataErrors for a missing or malformed file)."""
+    with open_text(path, TITLE, RETRIEVAL_SOURCE, newline="") as f:
         reader = csv.DictReader(f)
-        header = list(reader.fieldnames or [])
-        for column in columns:
-            if column not in header:
-                raise ValueError(
-                    f"{path}: missing column {column!r} (expected header {','.join(columns)})"
-                )
-        rows = list(reader)
+        try:
+            header = list(reader.fieldnames or [])
+            rows = list(reader)
+        except csv.Error as exc:  # e.g. a field over the csv module's size limit
+            raise DataError(f"{path}:{reader.line_num}: not a valid csv file ({exc})") from None
+    for column in columns:
+        if column not in header:
+            raise DataError(
+                f"{path}: missing column {column!r} (expected header {','.join(columns)})"
+            )
     for lineno, row in enumerate(rows, start=2):
         if any(row[c] is None for c in header):
-            raise ValueError(f"{path}:{lineno}: row has fewer fields than the header")
+            raise DataError(f"{path}:{lineno}: row has fewer fields than the header")
     return header, rows
 
 

@@ -9,20 +9,27 @@ from __future__ import annotations
 
 import bisect
 import pickle
-from functools import cached_property
 from pathlib import Path
 
+from harness.config import ConfigError
 from harness.data_types import VideoTextPairs
-from tasks.datasets.annotations import (
-    DatasetEntry,
-    listed_pairs,
-    read_id_list,
-    require_file,
-)
+from harness.errors import DataError
+from tasks.datasets.annotations import ListedVideosEntry, require_file
 
 TITLE = "MSVD"
 SOURCE = "it comes with the EMCL-processed MSVD archive or CLIP4Clip's msvd_data.zip"
 DEFAULT_SUFFIX = ".avi"  # the published MSVD clips; only used to name a video that is missing
+# What reading a damaged or foreign pickle raises: besides format errors, lengths that ask for
+# impossible sizes (OverflowError, MemoryError) and an unreadable file.
+_UNPICKLE_ERRORS = (
+    pickle.UnpicklingError,
+    EOFError,
+    ValueError,
+    TypeError,
+    OverflowError,
+    MemoryError,
+    OSError,
+)
 
 
 class _PlainUnpickler(pickle.Unpickler):
@@ -35,23 +42,24 @@ class _PlainUnpickler(pickle.Unpickler):
 
 def load_raw_captions(path: Path) -> dict[str, list[str]]:
     """``raw-captions.pkl``: video id -> captions, each a list of word tokens joined with single
-    spaces. Raises FileNotFoundError when missing and a one-line ValueError when it is not a
-    pickled dict of lists of token lists. An empty token list stays an empty caption, as in the
-    reference."""
+    spaces. Raises a one-line DataError when it is missing or not a pickled dict of lists of
+    token lists. An empty token list stays an empty caption, as in the reference."""
     require_file(path, TITLE, SOURCE)
     try:
         with Path(path).open("rb") as f:
             data = _PlainUnpickler(f).load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as exc:
-        raise ValueError(f"{path}: not a pickled dict of captions ({exc})") from None
+    except _UNPICKLE_ERRORS as exc:
+        raise DataError(
+            f"{path}: not a pickled dict of captions ({exc or type(exc).__name__})"
+        ) from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a dict video_id -> list of token lists")
+        raise DataError(f"{path}: expected a dict video_id -> list of token lists")
     captions = {}
     for video, caps in data.items():
         if not isinstance(caps, list) or not all(
             isinstance(cap, list) and all(isinstance(w, str) for w in cap) for cap in caps
         ):
-            raise ValueError(
+            raise DataError(
                 f"{path}: captions of video {video!r} must be a list of token lists (list of str)"
             )
         captions[video] = [" ".join(cap) for cap in caps]
@@ -72,7 +80,7 @@ def emcl_net_cut_off(pairs: VideoTextPairs) -> VideoTextPairs:
     for video in pairs.caption_video:
         counts[video] += 1
     if pairs.caption_video != sorted(pairs.caption_video) or min(counts, default=0) < 2:
-        raise ValueError(
+        raise ConfigError(
             "msvd.emcl_net_cut_off_bug needs the sentences grouped video by video, at least two "
             "per video; set msvd.emcl_net_cut_off_bug=false"
         )
@@ -91,7 +99,7 @@ def emcl_net_cut_off(pairs: VideoTextPairs) -> VideoTextPairs:
     )
 
 
-class MSVD(DatasetEntry):
+class MSVD(ListedVideosEntry):
     """The ``msvd`` dataset entry: train/val/test lists of 1,200/100/670 videos, all captions.
 
     Reads ``raw-captions.pkl`` and the lists named in the ``msvd`` section from ``data.root``;
@@ -103,19 +111,14 @@ class MSVD(DatasetEntry):
     section = "msvd"
     title = TITLE
     contents = "raw-captions.pkl and train_list.txt, val_list.txt, test_list.txt"
-
-    @cached_property
-    def captions(self) -> dict[str, list[str]]:
-        """The captions of every video (read once)."""
-        return load_raw_captions(self.root / self.options["captions"])
+    source = SOURCE
+    missing_suffix = DEFAULT_SUFFIX
+    read_captions = staticmethod(load_raw_captions)
 
     def pairs(self, split: str) -> VideoTextPairs:
-        """Caption-video pairs of ``split`` (train, val or test)."""
-        ids = read_id_list(self.split_file("lists", split), TITLE, SOURCE)
-        pairs, missing = listed_pairs(
-            ids, self.captions, self.videos, self.video_root, DEFAULT_SUFFIX, TITLE
-        )
-        self.note_missing(split, missing, len(ids))
+        """Caption-video pairs of ``split`` (train, val or test), with EMCL-Net's mapping for val
+        and test when ``msvd.emcl_net_cut_off_bug`` asks for it."""
+        pairs = super().pairs(split)
         if split != "train" and self.options["emcl_net_cut_off_bug"]:
             pairs = emcl_net_cut_off(pairs)
             self.note(

@@ -8,16 +8,10 @@ and the EMCL inference-module data: train 25,991, val 1,500, test 1,500 videos
 
 from __future__ import annotations
 
-from functools import cached_property
 from pathlib import Path
 
-from harness.data_types import VideoTextPairs
-from tasks.datasets.annotations import (
-    DatasetEntry,
-    listed_pairs,
-    read_id_list,
-    read_json,
-)
+from harness.errors import DataError
+from tasks.datasets.annotations import ListedVideosEntry, read_json
 
 TITLE = "VATEX"
 SOURCE = "it comes with the VATEX data of the EMCL inference module or HMMC (tools/vatex_txt)"
@@ -27,21 +21,21 @@ DEFAULT_SUFFIX = ".mp4"  # only used to name a video that is missing
 
 def load_vatex_captions(path: Path) -> dict[str, list[str]]:
     """``vatex_data.json`` ({video_id: {"enCap": [...], "chCap": [...]}}) -> video id -> English
-    captions. Raises FileNotFoundError when missing, one-line ValueError when malformed (a
-    caption that is not a string); captions are kept as they are, like the reference."""
+    captions. Raises a one-line DataError when missing or malformed (a caption that is not a
+    string); captions are kept as they are, like the reference."""
     data = read_json(path, TITLE, SOURCE)
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object video_id -> {{'enCap': [...]}}")
+        raise DataError(f"{path}: expected a JSON object video_id -> {{'enCap': [...]}}")
     captions = {}
     for video, entry in data.items():
         caps = entry.get(CAPTION_KEY) if isinstance(entry, dict) else None
         if not isinstance(caps, list) or not all(isinstance(c, str) for c in caps):
-            raise ValueError(f"{path}: video {video!r} has no list of strings {CAPTION_KEY!r}")
+            raise DataError(f"{path}: video {video!r} has no list of strings {CAPTION_KEY!r}")
         captions[video] = caps
     return captions
 
 
-class VATEX(DatasetEntry):
+class VATEX(ListedVideosEntry):
     """The ``vatex`` dataset entry (English): all ten captions of every listed video.
 
     Reads ``vatex_data.json`` and the lists named in the ``vatex`` section from ``data.root``;
@@ -51,17 +45,6 @@ class VATEX(DatasetEntry):
     section = "vatex"
     title = TITLE
     contents = "vatex_data.json and train_list.txt, val_list.txt, test_list.txt"
-
-    @cached_property
-    def captions(self) -> dict[str, list[str]]:
-        """The English captions of every video (read once)."""
-        return load_vatex_captions(self.root / self.options["captions"])
-
-    def pairs(self, split: str) -> VideoTextPairs:
-        """Caption-video pairs of ``split`` (train, val or test)."""
-        ids = read_id_list(self.split_file("lists", split), TITLE, SOURCE)
-        pairs, missing = listed_pairs(
-            ids, self.captions, self.videos, self.video_root, DEFAULT_SUFFIX, TITLE
-        )
-        self.note_missing(split, missing, len(ids))
-        return pairs
+    source = SOURCE
+    missing_suffix = DEFAULT_SUFFIX
+    read_captions = staticmethod(load_vatex_captions)
