@@ -7,7 +7,7 @@ features after the temporal module (seqTransf with the CLIP init trick by defaul
 - ``ti``: token-wise max matching, ``(mean_i max_j + mean_j max_i) / 2`` over valid tokens/frames;
 - ``wti``: the same maxima weighted by softmaxes of learnt weight heads (``wti_arch`` 1/2/3);
 - ``xti`` (an ablation in the paper): CLIP4Clip's tightTransf cross encoder
-  (:class:`baselines.clip4clip.CrossEncoder`, ``temporal_layers`` deep like the reference's single
+  (:class:`baselines.common.CrossEncoder`, ``temporal_layers`` deep like the reference's single
   depth setting, dropout 0.1 on its inputs) over ``[EOT token; aggregated frames]`` of every pair;
   its pooled linear logit is the score. Its heads are the text tower's (the reference hard-codes
   8, the same for ViT-B CLIPs).
@@ -44,17 +44,18 @@ from typing import Any
 import torch
 from torch import nn
 
-from baselines.clip4clip import (
-    build_cross_encoder,
-    build_temporal,
+from baselines.checkpoints import (
+    TEMPORAL_KEYS,
+    describe_keys,
     is_cross_key,
+    load_openai_clip,
     load_reference_cross,
 )
+from baselines.common import build_cross_encoder, build_temporal, mean_pooled_video, normalize
 from baselines.emcl_plugin import build_global_emcl
 from harness.config import Config, ConfigError
 from harness.distributed import rank, world_size
-from harness.encoder import VideoTextEncoder
-from harness.encoder.openai_convert import convert_openai_state_dict
+from harness.encoder import CheckpointError, VideoTextEncoder
 from harness.retrieval import Features, RetrievalModel, symmetric_cross_entropy
 from harness.temporal import load_reference_temporal_state
 
@@ -65,11 +66,6 @@ CDCR_VARIANTS = (0, 1, 2, 3)
 _RANDOM_INDEX_RANGE = 10000
 # The reference's cross-embedding dropout (hidden_dropout_prob; it has no flag).
 XTI_DROPOUT = 0.1
-
-
-def _normalize(x: torch.Tensor) -> torch.Tensor:
-    """L2-normalise the last axis without epsilon (as the reference)."""
-    return x / x.norm(dim=-1, keepdim=True)
 
 
 def _standardize(x: torch.Tensor) -> torch.Tensor:
@@ -113,18 +109,10 @@ def eot_tokens(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return tokens[torch.arange(tokens.shape[0], device=tokens.device), eot]
 
 
-def masked_mean(frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """frames (B, F, D), mask (B, F) -> mean over real frames (B, D); an empty mask divides by 1."""
-    weights = mask.to(frames.dtype).unsqueeze(-1)
-    count = weights.sum(dim=1).clamp(min=1.0)
-    return (frames * weights).sum(dim=1) / count
-
-
 def global_vectors(text: Features, video: Features) -> tuple[torch.Tensor, torch.Tensor]:
     """DRL's dp vectors: ``norm(EOT)`` (Bt, D) and ``norm(masked mean of norm(frames))`` (Bv, D)."""
-    t = _normalize(eot_tokens(text["tokens"], text["mask"]))
-    v = _normalize(masked_mean(_normalize(video["frames"]), video["video_mask"]))
-    return t, v
+    t = normalize(eot_tokens(text["tokens"], text["mask"]))
+    return t, mean_pooled_video(video["frames"], video["video_mask"])
 
 
 def token_frame_similarity(
@@ -236,7 +224,7 @@ class DRL(RetrievalModel):
         if self.interaction == "dp":
             scores = t @ v.t()
         else:
-            t_hat, v_hat = _normalize(text["tokens"]), _normalize(video["frames"])
+            t_hat, v_hat = normalize(text["tokens"]), normalize(video["frames"])
             sims = token_frame_similarity(t_hat, text["mask"], v_hat, video["video_mask"])
             weights = self._weights(text, video) if self.interaction == "wti" else (None, None)
             scores = tokenwise_scores(sims, text["mask"], video["video_mask"], *weights)
@@ -343,12 +331,6 @@ def _check_options(method: Mapping) -> None:
 
 
 _HEAD_PREFIXES = ("text_weight_fc.", "video_weight_fc.")
-_TEMPORAL_PREFIXES = ("frame_position_embeddings.", "transformerClip.", "lstm_visual.")
-
-
-def _describe(keys: list[str], limit: int = 6) -> str:
-    shown = ", ".join(keys[:limit])
-    return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
 
 
 def load_reference_checkpoint(model: DRL, state_dict: Mapping[str, torch.Tensor]) -> None:
@@ -357,28 +339,22 @@ def load_reference_checkpoint(model: DRL, state_dict: Mapping[str, torch.Tensor]
     ``clip.*`` OpenAI keys go to the encoder, ``frame_position_embeddings`` /
     ``transformerClip.*`` / ``lstm_visual.*`` to the temporal module, ``text_weight_fc.*`` /
     ``video_weight_fc.*`` to the WTI heads, xti's ``cross.*`` / ``similarity_dense.*`` to the
-    cross encoder (CLIP4Clip's tightTransf names). Raises one ValueError line naming the
+    cross encoder (CLIP4Clip's tightTransf names). Raises one CheckpointError line naming the
     checkpoint keys the model has no place for, or the model weights the checkpoint lacks.
     """
     sd = dict(state_dict)
-    clip_weights = convert_openai_state_dict(sd, prefix="clip.")
-    missing, unexpected = model.encoder.clip.load_state_dict(clip_weights, strict=False)
-    if missing or unexpected:
-        raise ValueError(
-            f"DRL checkpoint CLIP weights do not fit the encoder: missing {_describe(missing)}, "
-            f"unexpected {_describe(unexpected)}"
-        )
-    has_temporal = any(k.startswith(_TEMPORAL_PREFIXES) for k in sd)
+    load_openai_clip(model.encoder.clip, sd, "DRL", prefix="clip.")
+    has_temporal = any(k.startswith(TEMPORAL_KEYS) for k in sd)
     if has_temporal or next(model.aggregator.parameters(), None) is not None:
         load_reference_temporal_state(model.aggregator, sd)
-    used = ("clip.", *_TEMPORAL_PREFIXES)
+    used = ("clip.", *TEMPORAL_KEYS)
     if model.interaction == "wti":
         heads = {k: v.float() for k, v in sd.items() if k.startswith(_HEAD_PREFIXES)}
         ours = {k for k in model.state_dict() if k.startswith(_HEAD_PREFIXES)}
         if set(heads) != ours:
-            raise ValueError(
-                f"DRL checkpoint weight heads {_describe(sorted(heads)) or 'none'} do not fit "
-                f"wti_arch heads {_describe(sorted(ours))}; set method.wti_arch to match"
+            raise CheckpointError(
+                f"DRL checkpoint weight heads {describe_keys(sorted(heads)) or 'none'} do not fit "
+                f"wti_arch heads {describe_keys(sorted(ours))}; set method.wti_arch to match"
             )
         model.load_state_dict(heads, strict=False)
         used = (*used, *_HEAD_PREFIXES)
@@ -387,7 +363,7 @@ def load_reference_checkpoint(model: DRL, state_dict: Mapping[str, torch.Tensor]
         load_reference_cross(model.cross, sd)
     unmatched = sorted(k for k in sd if not (k.startswith(used) or (xti and is_cross_key(k))))
     if unmatched:
-        raise ValueError(
+        raise CheckpointError(
             f"DRL checkpoint keys unused by interaction {model.interaction!r}: "
-            f"{_describe(unmatched)}"
+            f"{describe_keys(unmatched)}"
         )

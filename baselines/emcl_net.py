@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import torch
 
+from baselines.common import build_emcl, build_temporal
 from harness.config import Config
-from harness.emcl import EMCL, emcl_net_similarity
+from harness.emcl import emcl_net_similarity
 from harness.encoder import VideoTextEncoder
 from harness.retrieval import Features, RetrievalModel, symmetric_cross_entropy
-from harness.temporal import build_aggregator, init_from_clip_text
 
 
 class EMCLNet(RetrievalModel):
@@ -18,22 +18,8 @@ class EMCLNet(RetrievalModel):
     def __init__(self, encoder: VideoTextEncoder, config: Config) -> None:
         super().__init__(encoder, config["train"]["gather_grad"])
         method = config["method"]
-        text_config = encoder.clip.config.text_config
-        self.aggregator = build_aggregator(
-            method["agg_module"],
-            width=encoder.embed_dim,
-            heads=text_config.num_attention_heads,
-            num_layers=method["temporal_layers"],
-            max_positions=text_config.max_position_embeddings,
-        )
-        init_from_clip_text(self.aggregator, encoder.clip)
-        self.emcl = EMCL(
-            k=method["k"],
-            stage_num=method["stage_num"],
-            momentum=method["momentum"],
-            lamd=method["lamd"],
-            beta=method["beta"],
-        )
+        self.aggregator = build_temporal(encoder, method["agg_module"], method["temporal_layers"])
+        self.emcl = build_emcl(method)
         self.temp = method["temp"]
         self.eval_block = config["eval"]["block_size"]
 

@@ -17,8 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from harness.config import ConfigError
-from harness.emcl import EMCL
+from baselines.common import build_emcl
+from harness.config import check_choice
 
 EMCL_MODES = ("off", "inference", "joint")
 
@@ -26,10 +26,7 @@ EMCL_MODES = ("off", "inference", "joint")
 def emcl_mode(method: Mapping[str, Any]) -> str:
     """``method.emcl`` checked against :data:`EMCL_MODES`."""
     mode = method["emcl"]
-    if mode not in EMCL_MODES:
-        raise ConfigError(
-            f"config key 'method.emcl' must be one of {', '.join(EMCL_MODES)}, got {mode!r}"
-        )
+    check_choice("method.emcl", mode, EMCL_MODES)
     return mode
 
 
@@ -39,23 +36,9 @@ class GlobalEMCL(nn.Module):
     def __init__(self, mode: str, inference: Mapping[str, Any], joint: Mapping[str, Any]) -> None:
         super().__init__()
         self.mode = mode
-        if mode == "inference":
-            # momentum is irrelevant: this module only runs in eval mode, where mu stays put.
-            self.em = EMCL(
-                k=inference["k"],
-                stage_num=inference["stage_num"],
-                lamd=inference["lamd"],
-                beta=inference["beta"],
-            )
-        else:
-            self.em = EMCL(
-                k=joint["k"],
-                stage_num=joint["stage_num"],
-                momentum=joint["momentum"],
-                lamd=joint["lamd"],
-                beta=joint["beta"],
-                variant="joint",
-            )
+        # The inference section sets no momentum: this module only runs in eval mode there,
+        # where mu stays put.
+        self.em = build_emcl(inference) if mode == "inference" else build_emcl(joint, "joint")
 
     def extra_repr(self) -> str:
         return f"mode={self.mode!r}"

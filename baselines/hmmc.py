@@ -20,6 +20,8 @@ implemented. Evaluation is unchanged.
 EMCL plug-in (``method.emcl``, :mod:`baselines.emcl_plugin`): the global vectors are
 ``norm(q)`` and ``norm(v)``; EMCL replaces the video-level term ``cos(q, v)`` (in the VTM loss
 and at inference) by ``t' . v'``; the frame-level terms are unchanged.
+
+Reference checkpoints load through :func:`baselines.hmmc_checkpoint.load_reference_checkpoint`.
 """
 
 from __future__ import annotations
@@ -32,18 +34,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from baselines.common import normalize
 from baselines.emcl_plugin import build_global_emcl, emcl_mode
 from harness.config import Config, ConfigError
 from harness.distributed import all_gather_with_grad
 from harness.encoder import VideoTextEncoder
-from harness.encoder.openai_convert import convert_openai_state_dict
 from harness.retrieval import Features, RetrievalModel
-from harness.temporal import SeqTransformer, build_aggregator, load_reference_temporal_state
-
-
-def _normalize(x: torch.Tensor) -> torch.Tensor:
-    """L2-normalise the last axis without epsilon (as the reference)."""
-    return x / x.norm(dim=-1, keepdim=True)
+from harness.temporal import SeqTransformer, build_aggregator
 
 
 def two_way_cross_entropy(logits: torch.Tensor) -> torch.Tensor:
@@ -79,7 +76,7 @@ def video_vector(frames: torch.Tensor, temporal: nn.Module | None) -> torch.Tens
     if temporal is not None:
         mask = torch.ones(frames.shape[:2], dtype=frames.dtype, device=frames.device)
         frames = temporal(frames, mask)
-    return _normalize(frames).mean(dim=1)
+    return normalize(frames).mean(dim=1)
 
 
 def projector(width: int, hidden: int) -> nn.Sequential:
@@ -97,7 +94,7 @@ def queue_contrastive_loss(
 
     q, k (N, D) are L2-normalised here; ``queue`` (D, Q) holds normalised keys (no gradient).
     """
-    q, k = _normalize(q), _normalize(k)
+    q, k = normalize(q), normalize(k)
     positive = (q * k).sum(dim=-1, keepdim=True)
     # A copy: the queue is overwritten in place after the loss, before backward needs it.
     logits = torch.cat((positive, q @ queue.detach().clone()), dim=1) / temperature
@@ -223,15 +220,15 @@ class HMMC(RetrievalModel):
 
     def _video_scores(self, text: Features, video: Features) -> torch.Tensor:
         """Video-level cosines (A, B), through EMCL when it applies."""
-        q, v = _normalize(text["sentence"]), _normalize(video["video"])
+        q, v = normalize(text["sentence"]), normalize(video["video"])
         if self.global_emcl is not None and self.global_emcl.applies:
             return self.global_emcl(q, v)
         return q @ v.t()
 
     def _frame_cosines(self, text: Features, video: Features) -> torch.Tensor:
         """cos(q_a, V_{b,f}) as (A, B, F)."""
-        q = _normalize(text["sentence"])
-        return torch.einsum("ad,bfd->abf", q, _normalize(video["frames"]))
+        q = normalize(text["sentence"])
+        return torch.einsum("ad,bfd->abf", q, normalize(video["frames"]))
 
     def similarity(self, text: Features, video: Features) -> torch.Tensor:
         """``cos(q, v) + mean(top-k frame cosines)`` (Bt, Bv), without the scale."""
@@ -257,7 +254,8 @@ class HMMC(RetrievalModel):
             return super().forward(batch)
         return self._momentum_loss(batch)
 
-    def _momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+    def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        """(online, momentum) module pairs that :func:`momentum_update` averages."""
         pairs = [(self.encoder, self.encoder_k), (self.v_projector, self.v_projector_k)]
         if self.temporal is not None:
             pairs.append((self.temporal, self.temporal_k))
@@ -270,7 +268,7 @@ class HMMC(RetrievalModel):
         frames = self.encoder.encode_frames(pixels).cls.float()
         video = video_vector(frames, self.temporal)
         with torch.no_grad():
-            momentum_update(self._momentum_pairs(), self.contrast_momentum)
+            momentum_update(self.momentum_pairs(), self.contrast_momentum)
             text_k = self.encoder_k.encode_text(ids, mask).sentence.float()
             frames_k = self.encoder_k.encode_frames(pixels).cls.float()
             video_k = video_vector(frames_k, self.temporal_k)
@@ -292,15 +290,15 @@ class HMMC(RetrievalModel):
     @torch.no_grad()
     def _enqueue(self, *keys: torch.Tensor) -> None:
         """Write the normalised keys of the global batch at ``queue_ptr`` and advance it."""
-        video_k, text_k, frames_k, proj_k = (_normalize(all_gather_with_grad(k)) for k in keys)
+        video_k, text_k, frames_k, proj_k = (normalize(all_gather_with_grad(k)) for k in keys)
         batch, num_frames = frames_k.shape[:2]
         if self.queue_size % batch:
-            raise ValueError(
+            raise ConfigError(
                 f"method.contrast_num_negative {self.queue_size} is not a multiple of the "
                 f"global batch {batch}; choose a queue length divisible by the batch size"
             )
         if num_frames * self.queue_size != self.queue_frame.shape[1]:
-            raise ValueError(
+            raise ConfigError(
                 f"HMMC frame queues were built for {self.queue_frame.shape[1] // self.queue_size}"
                 f" frames per video but a batch has {num_frames}; set data.max_frames to match"
             )
@@ -330,129 +328,3 @@ def _check_options(method: Mapping, max_frames: int) -> None:
             "config key 'method.emcl': joint EMCL is not combined with "
             "method.momentum_contrast (its queue losses have no in-batch score matrix)"
         )
-
-
-# Reference checkpoint layout (METHODS §7.1): encoder prefixes -> our modules.
-_ENCODER_PREFIXES = {
-    ("text_encoder.", "visual_encoder."): ("encoder", "temporal"),
-    ("text_encoder_k.", "visual_encoder_k."): ("encoder_k", "temporal_k"),
-}
-_MLP_KEYS = {"linear_hidden.1.": "0.", "linear_hidden.2.": "1.", "linear_out.": "3."}
-_MLPS = ("v_projector", "v_projector_k", "v_predictor")
-_QUEUES = {
-    "queue_v_cross_ng": "queue_video",
-    "queue_title_cross_ng": "queue_text",
-    "queue_frame_cross_ng": "queue_frame",
-    "queue_frame_proj_ng": "queue_frame_proj",
-    "queue_ptr": "queue_ptr",
-}
-# Pre-training keys that no HMMC retrieval model uses (text projector, MLM head, tag queue).
-_IGNORED = ("t_projector.", "t_projector_k.", "cls.", "queue_tag_cross_ng")
-_TEMPORAL = {
-    "temporal_transformer.resblocks.": "transformerClip.resblocks.",
-    "frame_position_embeddings.": "frame_position_embeddings.",
-}
-
-
-def _describe(keys: list[str], limit: int = 6) -> str:
-    shown = ", ".join(keys[:limit])
-    return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
-
-
-def _encoder_parts(
-    sd: Mapping[str, torch.Tensor], text_prefix: str, visual_prefix: str
-) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], set[str]]:
-    """OpenAI-keyed CLIP weights, CLIP4Clip-keyed temporal weights and the keys consumed."""
-    openai, temporal, used = {}, {}, set()
-    for key, value in sd.items():
-        if key.startswith(text_prefix):
-            openai[key.removeprefix(text_prefix)] = value
-        elif key.startswith(visual_prefix + "visual."):
-            openai[key.removeprefix(visual_prefix)] = value
-        else:
-            rest = key.removeprefix(visual_prefix)
-            match = next((p for p in _TEMPORAL if key.startswith(visual_prefix + p)), None)
-            if match is None:
-                continue
-            temporal[_TEMPORAL[match] + rest.removeprefix(match)] = value
-        used.add(key)
-    return openai, temporal, used
-
-
-def _load_encoder(
-    model: HMMC,
-    names: tuple[str, str],
-    openai: dict[str, torch.Tensor],
-    temporal: dict[str, torch.Tensor],
-) -> None:
-    """Load one (encoder, temporal module) pair of ``model``, named by ``names``."""
-    clip = getattr(model, names[0]).clip
-    missing, unexpected = clip.load_state_dict(convert_openai_state_dict(openai), strict=False)
-    missing = [k for k in missing if k != "logit_scale"]  # HMMC does not save its scale
-    if missing or unexpected:
-        raise ValueError(
-            f"HMMC checkpoint CLIP weights do not fit the encoder: missing {_describe(missing)},"
-            f" unexpected {_describe(unexpected)}"
-        )
-    module = getattr(model, names[1])
-    if module is not None:
-        load_reference_temporal_state(module, temporal)
-    elif temporal:
-        raise ValueError(
-            "HMMC checkpoint has temporal transformer weights but method.use_temp is false"
-        )
-
-
-def _load_momentum_extras(model: HMMC, extras: dict[str, torch.Tensor]) -> None:
-    """Projector/predictor MLPs and queues of a pre-training checkpoint, shapes checked."""
-    ours = model.state_dict()
-    wrong = sorted(k for k, v in extras.items() if k not in ours or v.shape != ours[k].shape)
-    if wrong:
-        raise ValueError(
-            f"HMMC checkpoint momentum weights {_describe(wrong)} do not fit the model; match "
-            "method.contrast_num_negative, method.projector_hidden and data.max_frames to it"
-        )
-    model.load_state_dict(extras, strict=False)
-
-
-def load_reference_checkpoint(model: HMMC, state_dict: Mapping[str, torch.Tensor]) -> None:
-    """Load a cheetah003/HMMC ``pytorch_model.bin.{epoch}`` state dict into ``model``.
-
-    ``text_encoder.*`` (OpenAI text keys) and ``visual_encoder.visual.*`` (OpenAI ``visual.*``
-    keys) go to the encoder, ``visual_encoder.temporal_transformer.*`` /
-    ``visual_encoder.frame_position_embeddings.weight`` to the temporal module. Pre-training
-    checkpoints also carry momentum copies, projectors and queues: they are loaded into a model
-    with ``momentum_contrast`` (whose momentum copies otherwise restart from the loaded online
-    weights) and skipped otherwise, like the text projector and MLM head. Any other key, or a
-    missing one, raises one ValueError line.
-    """
-    sd = dict(state_dict)
-    used: set[str] = set(k for k in sd if k.startswith(_IGNORED))
-    has_momentum = any(k.startswith("text_encoder_k.") for k in sd)
-    for (text_prefix, visual_prefix), (encoder, temporal) in _ENCODER_PREFIXES.items():
-        parts = _encoder_parts(sd, text_prefix, visual_prefix)
-        used |= parts[2]
-        if not parts[2] or (encoder == "encoder_k" and not model.momentum_contrast):
-            continue
-        _load_encoder(model, (encoder, temporal), parts[0], parts[1])
-    if not any(k.startswith("text_encoder.") for k in sd):
-        raise ValueError("HMMC checkpoint has no text_encoder.* keys; is it an HMMC checkpoint?")
-    extras = {}
-    for key in sd:
-        head, _, rest = key.partition(".")
-        if head in _MLPS:
-            prefix = next((p for p in _MLP_KEYS if rest.startswith(p)), None)
-            if prefix is not None:
-                extras[f"{head}.{_MLP_KEYS[prefix]}{rest.removeprefix(prefix)}"] = sd[key]
-                used.add(key)
-        elif key in _QUEUES:
-            extras[_QUEUES[key]] = sd[key]
-            used.add(key)
-    unmatched = sorted(set(sd) - used)
-    if unmatched:
-        raise ValueError(f"HMMC checkpoint keys with no place in the model: {_describe(unmatched)}")
-    if not model.momentum_contrast:
-        return
-    _load_momentum_extras(model, extras)
-    if not has_momentum:
-        momentum_update(model._momentum_pairs(), 0.0)

@@ -17,6 +17,9 @@ EMCL plug-in (``method.emcl``): EMCL replaces the video-sentence term only, i.e.
 ``VS = s' G v'^T`` where ``s'``, ``v'`` are the sentence and video vectors after the EM step over
 the ``[videos; texts]`` rows of the block (``inference``: evaluation only, METHODS §4.7;
 ``joint``: training and evaluation, §4.8). VW, SF and FW keep the plain vectors.
+
+Reference checkpoints load through :func:`baselines.checkpoints.load_reference_checkpoint`
+(CLIP4Clip's layout plus the eight matrices).
 """
 
 from __future__ import annotations
@@ -26,22 +29,13 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from baselines.clip4clip import (
-    LOOSE_HEADERS,
-    TEMPORAL_KEYS,
-    build_temporal,
-    load_reference_checkpoint,
-    load_weights,
-    mean_pooled_video,
-    normalize,
-)
+from baselines.checkpoints import TEMPORAL_KEYS, load_weights
+from baselines.common import build_temporal, mean_pooled_video, normalize
 from baselines.emcl_plugin import build_global_emcl, mix_globals
-from harness.config import Config, check_choice
+from harness.config import Config, ConfigError, check_choice
 from harness.encoder import VideoTextEncoder
 from harness.retrieval import Features, RetrievalModel, symmetric_cross_entropy
-from harness.temporal import load_reference_temporal_state
-
-__all__ = ["XCLIP", "load_reference_checkpoint"]
+from harness.temporal import AGGREGATORS, load_reference_temporal_state
 
 # Learnable matrices (reference names) and the axis each spans: D, L (words) or F (frames).
 MATRICES = {
@@ -84,7 +78,7 @@ class XCLIP(RetrievalModel):
         super().__init__(encoder, config["train"]["gather_grad"])
         method, data = config["method"], config["data"]
         self.sim_header = method["sim_header"]
-        check_choice("method.sim_header", self.sim_header, LOOSE_HEADERS)
+        check_choice("method.sim_header", self.sim_header, AGGREGATORS)
         self.aggregator = build_temporal(encoder, self.sim_header, method["temporal_layers"])
         sizes = {"D": encoder.embed_dim, "L": data["max_words"], "F": data["max_frames"]}
         for name, axis in MATRICES.items():
@@ -98,7 +92,7 @@ class XCLIP(RetrievalModel):
     def encode_text(self, ids: torch.Tensor, mask: torch.Tensor) -> Features:
         """``{"sentence": (B, D), "words": (B, L, D), "word_mask": (B, L)}``, normalised."""
         if ids.shape[1] != self.word_logit_weight.shape[0]:
-            raise ValueError(
+            raise ConfigError(
                 f"X-CLIP word matrices span {self.word_logit_weight.shape[0]} tokens but texts "
                 f"have {ids.shape[1]}; data.max_words must match the model"
             )
@@ -112,7 +106,7 @@ class XCLIP(RetrievalModel):
     def encode_video(self, pixels: torch.Tensor, video_mask: torch.Tensor) -> Features:
         """``{"video": (B, D), "frames": (B, F, D), "video_mask": (B, F)}``, normalised."""
         if pixels.shape[1] != self.frame_logit_weight.shape[0]:
-            raise ValueError(
+            raise ConfigError(
                 f"X-CLIP frame matrices span {self.frame_logit_weight.shape[0]} frames but videos "
                 f"have {pixels.shape[1]}; data.max_frames must match the model"
             )

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness.cache import FrameCache, build_frame_cache
 from harness.data import ClipSource
+from harness.frame_cache import FrameCache, build_frame_cache
 from harness.video import load_clip_uint8, write_test_video
 
 # Source videos and sampling settings of the two configurations the project runs most.

@@ -11,18 +11,15 @@ import numpy as np
 import pytest
 import torch
 
-from harness.cache import (
+from harness.data import ClipSource
+from harness.frame_cache import FrameCache, FrameCacheError, build_frame_cache, cache_dir_for
+from harness.transcode import (
     CfrResampler,
-    FrameCache,
-    FrameCacheError,
-    build_frame_cache,
-    cache_dir_for,
     compress_videos,
     find_videos,
     partial_path,
     scaled_size,
 )
-from harness.data import ClipSource
 from harness.video import VideoReadError, load_clip_uint8, probe_video, write_test_video
 
 # Frames ffmpeg 5.1 kept, measured with `ffmpeg -i in.mp4 -filter:v <compress_video.py's scale>

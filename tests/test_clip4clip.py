@@ -15,7 +15,8 @@ from conftest import FIXTURES, REPO_ROOT
 from transformers import CLIPModel
 
 import harness.retrieval
-from baselines.clip4clip import CLIP4Clip, load_reference_checkpoint
+from baselines.checkpoints import load_reference_checkpoint
+from baselines.clip4clip import CLIP4Clip
 from harness.config import ConfigError
 from harness.encoder import VideoTextEncoder, build_clip, clip_config_from_openai
 
@@ -40,8 +41,8 @@ def checkpoint(g: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def method_defaults(name: str) -> dict:
-    """The ``method`` section of ``tasks/configs/methods/<name>.yaml``."""
-    path = REPO_ROOT / "tasks" / "configs" / "methods" / f"{name}.yaml"
+    """The ``method`` section of ``baselines/configs/retrieval/<name>.yaml``."""
+    path = REPO_ROOT / "baselines" / "configs" / "retrieval" / f"{name}.yaml"
     return yaml.safe_load(path.read_text())["method"]
 
 

@@ -24,7 +24,8 @@ from harness.encoder import VideoTextEncoder, clip_config_from_openai
 GOLDEN = np.load(FIXTURES / "drl_golden.npz")
 EMCL_GOLDEN = np.load(FIXTURES / "drl_emcl.npz")
 XTI = np.load(FIXTURES / "drl_xti.npz")
-DEFAULTS = yaml.safe_load((REPO_ROOT / "tasks/configs/methods/drl.yaml").read_text())["method"]
+DRL_YAML = REPO_ROOT / "baselines/configs/retrieval/drl.yaml"
+DEFAULTS = yaml.safe_load(DRL_YAML.read_text())["method"]
 CASES = list(GOLDEN["case_names"])
 ALPHA1, ALPHA2, LAMBDA = GOLDEN["cdcr_params"].tolist()
 CLOSE = dict(rtol=1e-5, atol=1e-5)

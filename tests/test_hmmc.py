@@ -17,10 +17,10 @@ from baselines.hmmc import (
     HMMC,
     frame_alignment_loss,
     frame_text_queue_loss,
-    load_reference_checkpoint,
     momentum_update,
     queue_contrastive_loss,
 )
+from baselines.hmmc_checkpoint import load_reference_checkpoint
 from harness.config import ConfigError
 from harness.encoder import VideoTextEncoder, clip_config_from_openai
 
@@ -31,7 +31,7 @@ MOMENTUM = {
     for k, v in np.load(FIXTURES / "hmmc_momentum.npz").items()
     if k != "reference"
 }
-YAML = yaml.safe_load((REPO_ROOT / "tasks/configs/methods/hmmc.yaml").read_text())
+YAML = yaml.safe_load((REPO_ROOT / "baselines/configs/retrieval/hmmc.yaml").read_text())
 FRAMES = GOLDEN["pixels"].shape[1]
 QUEUE_NAMES = {
     "queue_v_cross_ng": "queue_video",

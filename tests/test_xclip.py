@@ -19,7 +19,8 @@ from test_clip4clip import (
     train_batch,
 )
 
-from baselines.xclip import MATRICES, XCLIP, load_reference_checkpoint
+from baselines.checkpoints import load_reference_checkpoint
+from baselines.xclip import MATRICES, XCLIP
 
 FIXTURE = "xclip_seqTransf.npz"
 TAU = 0.01
