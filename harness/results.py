@@ -15,6 +15,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from harness.schema import METRICS_POSTPROCESSED, RESULTS_FILE, SAMPLES_FILE, SampleRow
+
 TRACKED_PACKAGES = ("torch", "transformers", "accelerate", "datasets", "av", "tokenizers", "numpy")
 
 
@@ -74,22 +76,23 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def write_run(output_dir: Path, record: Mapping[str, Any], samples: Iterable[Mapping]) -> Path:
+def write_run(output_dir: Path, record: Mapping[str, Any], samples: Iterable[SampleRow]) -> Path:
     """Write ``samples.jsonl`` then ``results.json`` into ``output_dir``; returns results.json."""
     output_dir = Path(output_dir)
-    write_jsonl(output_dir / "samples.jsonl", samples)
-    path = output_dir / "results.json"
+    write_jsonl(output_dir / SAMPLES_FILE, samples)
+    path = output_dir / RESULTS_FILE
     write_json(path, record)
     return path
 
 
 def print_metrics_table(record: Mapping[str, Any], console: Console | None = None) -> None:
-    """Print a run's metrics as a rich table: one row per metric group, one column per metric."""
+    """Print a run's metrics as a rich table: one row per metric group (those of its
+    post-processed metrics included), one column per metric."""
     console = console or Console()
     title = f"{record['task']} | {record['dataset']} | {record['method']}"
     groups = _metric_groups(record["metrics"])
-    for name, extra in record.get("metrics_postprocessed", {}).items():
-        groups += _metric_groups(extra, name)
+    for name, metrics in record.get(METRICS_POSTPROCESSED, {}).items():
+        groups += _metric_groups(metrics, name)
     columns: list[str] = []
     for _, values in groups:
         columns += [key for key in values if key not in columns]

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import tasks  # noqa: F401  (registers the tasks, whose result specs the leaderboard reads)
 from harness.leaderboard import regenerate
 from harness.leaderboard.records import load_runs
 from harness.leaderboard.reported import load_reported

@@ -3,10 +3,9 @@ Fixed formatting and ordering, no timestamps, no absolute paths: same inputs, sa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from harness.leaderboard.bootstrap import BOOTSTRAP_SEED, CONFIDENCE, RESAMPLES
-from harness.leaderboard.columns import Column
 from harness.leaderboard.reported import Reported
 from harness.leaderboard.rows import (
     BASELINE,
@@ -18,6 +17,7 @@ from harness.leaderboard.rows import (
     Row,
 )
 from harness.leaderboard.tables import Group, Table
+from harness.result_spec import Column
 
 MISSING = "—"
 KIND_LABELS = {
@@ -44,12 +44,6 @@ VERIFY_TEXT = (
     f"{VERIFY_MARK} remembered from the paper, not re-checked against its PDF "
     '("[recall — verify]" in METHODS.md §9): verify before citing.'
 )
-MEAN_RANK_TEXT = (
-    f'{MEAN_RANK_MARK} the source labels this value "Mean Rank" (the seed benchmark table and '
-    "the aggregators that copy it); its size (1–2 on MSR-VTT and ActivityNet) matches a median "
-    "rank rather than a mean rank. Shown as labelled, in the MnR column; no difference is "
-    "computed against it."
-)
 
 
 def table_markdown(table: Table, reported: Reported, plot_file: str | None) -> str:
@@ -66,7 +60,9 @@ def table_markdown(table: Table, reported: Reported, plot_file: str | None) -> s
 
 
 def index_markdown(tables: Sequence[Table], reported: Reported, plots: set[str]) -> str:
-    """``leaderboards/README.md``: one line per table, how to read them, the source tags."""
+    """``leaderboards/README.md``: one line per table, how to read them (with the notes of the
+    result specs of the tables' tasks), the source tags."""
+    specs = [table.spec for table in tables]
     lines = [
         "# Leaderboards",
         "",
@@ -100,9 +96,9 @@ def index_markdown(tables: Sequence[Table], reported: Reported, plots: set[str])
         "- Δ reproduced − reported: under a reproduced row whose system, variant and protocol "
         "equal a reported row's.",
         f"- {CI_TEXT}",
-        f"- {P_TEXT} The reference is the EMCL run of the group (for retrieval, EMCL-Net).",
+        " ".join(["-", P_TEXT, *_distinct(spec.reference_note for spec in specs)]),
         f"- {VERIFY_TEXT}",
-        f"- {MEAN_RANK_TEXT}",
+        *(f"- {_mean_rank_text(note)}" for note in _distinct(s.mean_rank_note for s in specs)),
         "",
         "## Source tags",
         "",
@@ -184,13 +180,23 @@ def _footnotes(table: Table, reported: Reported, stats: list[tuple[Column, str]]
     if VERIFY_MARK in marks:
         notes.append(VERIFY_TEXT)
     if MEAN_RANK_MARK in marks:
-        notes.append(MEAN_RANK_TEXT)
+        notes.append(_mean_rank_text(table.spec.mean_rank_note))
     if not any(row.kind == REPRODUCED for row in rows):
         notes.append("No run of this harness is recorded for this table yet.")
     tags = {row.tag for row in rows if row.tag is not None}
     tags |= {n.source for n in reported.notes if (n.task, n.dataset) == (table.task, table.dataset)}
     notes += [f"[{tag}] {reported.sources[tag]}" for tag in sorted(tags)]
     return notes + table.notes
+
+
+def _mean_rank_text(note: str) -> str:
+    """A result spec's ``mean_rank_note`` as the footnote of the mark."""
+    return f"{MEAN_RANK_MARK} {note}"
+
+
+def _distinct(notes: Iterable[str]) -> list[str]:
+    """The non-empty ``notes``, each once, in first-seen order."""
+    return list(dict.fromkeys(note for note in notes if note))
 
 
 def _escape(cell: str) -> str:

@@ -1,5 +1,6 @@
-"""R@K curves (K = 1..50) of the reproduced rows of a retrieval table, from their per-query
-ranks, as PNG bytes. Drawn with matplotlib's Agg canvas under the default style (a user's
+"""R@K curves (K = 1..50) of the reproduced rows of a table whose result spec draws them
+(``rank_plot``), from their per-query ranks, as PNG bytes: one panel per kind of ranks (e.g. a
+retrieval direction). Drawn with matplotlib's Agg canvas under the default style (a user's
 matplotlibrc does not change the file) and saved without the "Software" PNG text chunk, so the
 same ranks give the same bytes with the same matplotlib."""
 
@@ -12,7 +13,6 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from harness.leaderboard.queries import DIRECTIONS
 from harness.leaderboard.tables import Table
 
 MAX_K = 50
@@ -25,9 +25,9 @@ def recall_curve(ranks: np.ndarray, max_k: int = MAX_K) -> np.ndarray:
 
 
 def recall_plot_png(table: Table) -> bytes | None:
-    """A PNG with one panel per direction and one line per row that has ranks for it (labelled
-    system, variant, run; prefixed by the group number when the table has several groups);
-    None when no row has ranks."""
+    """A PNG with one panel per kind of ranks (sorted by name) and one line per row that has
+    ranks of that kind (labelled system, variant, run; prefixed by the group number when the
+    table has several groups); None when no row has ranks."""
     lines = [
         (number, row)
         for number, group in enumerate(table.groups, start=1)
@@ -36,20 +36,21 @@ def recall_plot_png(table: Table) -> bytes | None:
     ]
     if not lines:
         return None
+    panels = sorted({name for _, row in lines for name in row.ranks})
     with matplotlib.style.context("default"):
         figure = Figure(figsize=(11, 4.5), dpi=100)
         FigureCanvasAgg(figure)
-        axes = figure.subplots(1, len(DIRECTIONS), sharey=True)
+        axes = figure.subplots(1, len(panels), sharey=True, squeeze=False)[0]
         ks = np.arange(1, MAX_K + 1)
-        for ax, direction in zip(axes, DIRECTIONS, strict=True):
+        for ax, panel in zip(axes, panels, strict=True):
             for number, row in lines:
-                if direction not in row.ranks:
+                if panel not in row.ranks:
                     continue
                 label = f"{row.system} ({row.variant or '—'}), {row.source}"
                 if len(table.groups) > 1:
                     label = f"G{number}: {label}"
-                ax.plot(ks, recall_curve(row.ranks[direction]), label=label, linewidth=1.5)
-            ax.set_title(f"{direction.upper()} R@K, {table.title}", fontsize=10)
+                ax.plot(ks, recall_curve(row.ranks[panel]), label=label, linewidth=1.5)
+            ax.set_title(f"{panel.upper()} R@K, {table.title}", fontsize=10)
             ax.set_xlabel("K")
             ax.set_xlim(1, MAX_K)
             ax.set_ylim(0, 100)

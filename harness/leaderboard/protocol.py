@@ -15,11 +15,17 @@ from dataclasses import dataclass, fields
 from pathlib import PurePath
 from typing import Any
 
+from harness.errors import UserError
+
 # A string option ending like a file name (``MSRVTT_data.json``) names an input file, not a
 # choice of split: it does not enter the protocol.
 _FILE_NAME = re.compile(r"\.[A-Za-z0-9]{2,5}$")
 _VIT = re.compile(r"vit[-_/]?([bl])[-_/]?(\d+)", re.IGNORECASE)
 _HF_VIT = re.compile(r"(base|large)[-_]patch(\d+)", re.IGNORECASE)
+
+
+class ProtocolError(UserError, ValueError):
+    """A protocol in reported.yaml that cannot be used; the message is one line."""
 
 
 @dataclass(frozen=True)
@@ -84,19 +90,22 @@ def protocol_of_run(record: Mapping[str, Any]) -> Protocol:
 
 def protocol_from_yaml(data: Any, where: str) -> Protocol:
     """A protocol written in reported.yaml (``split`` required; ``dataset_options`` a mapping;
-    the other fields of :class:`Protocol` optional); ``where`` names the entry in errors."""
+    the other fields of :class:`Protocol` optional); ``where`` names the entry in errors
+    (:class:`ProtocolError`)."""
     if not isinstance(data, Mapping) or "split" not in data:
-        raise ValueError(f"{where}: 'protocol' must be a mapping with at least 'split'")
+        raise ProtocolError(f"{where}: 'protocol' must be a mapping with at least 'split'")
     known = {f.name for f in fields(Protocol)}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise ValueError(f"{where}: unknown protocol field {unknown[0]!r} (known: {sorted(known)})")
+        raise ProtocolError(
+            f"{where}: unknown protocol field {unknown[0]!r} (known: {sorted(known)})"
+        )
     options = data.get("dataset_options") or {}
     if not isinstance(options, Mapping):
-        raise ValueError(f"{where}: 'protocol.dataset_options' must be a mapping")
+        raise ProtocolError(f"{where}: 'protocol.dataset_options' must be a mapping")
     for key in ("frames", "words", "resolution"):
         if key in data and not (isinstance(data[key], int) and not isinstance(data[key], bool)):
-            raise ValueError(f"{where}: 'protocol.{key}' must be an integer")
+            raise ProtocolError(f"{where}: 'protocol.{key}' must be an integer")
     return Protocol(
         split=str(data["split"]),
         dataset_options=tuple(sorted((str(k), _render(v)) for k, v in options.items())),

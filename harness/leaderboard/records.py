@@ -11,35 +11,40 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.leaderboard.columns import TASKS, is_number, metric_value
-from harness.leaderboard.queries import SampleError, check_samples
-
-RESULTS = "results.json"
-SAMPLES = "samples.jsonl"
-# (field, type check, what it must be) of every run record.
-_REQUIRED = (
-    ("task", lambda v: isinstance(v, str), "a string"),
-    ("dataset", lambda v: isinstance(v, str), "a string"),
-    ("method", lambda v: isinstance(v, str), "a string"),
-    ("metrics", lambda v: isinstance(v, dict), "a JSON object"),
-    ("protocol", lambda v: isinstance(v, dict), "a JSON object"),
-    ("config", lambda v: isinstance(v, dict), "a JSON object"),
+from harness.errors import UserError
+from harness.leaderboard.queries import check_samples
+from harness.leaderboard.specs import is_registered, registered_tasks, spec_of
+from harness.registry import UnknownNameError
+from harness.result_spec import ResultSpec, SampleError, is_number, metric_value
+from harness.schema import (
+    CORE_FIELDS,
+    RESULTS_FILE,
+    SAMPLES_FILE,
+    RecordError,
+    SampleRow,
+    check_record,
 )
 
 
-class RunFileError(ValueError):
+class RunFileError(UserError, ValueError):
     """A run record that cannot be used; the message is one line."""
+
+
+class RunsFolderError(UserError, FileNotFoundError):
+    """A runs folder to read that does not exist; the message is one line."""
 
 
 @dataclass(frozen=True)
 class RunRecord:
     """One run: ``run_id`` is its folder relative to the runs folder it was found in (posix
     separators; prefixed by that folder's name when several runs folders are read), ``record``
-    the parsed results.json, ``samples`` its samples.jsonl rows (None when there is none)."""
+    the parsed results.json, ``samples`` its samples.jsonl rows (None when there is none),
+    ``spec`` the result spec of its task."""
 
     run_id: str
     record: dict[str, Any]
-    samples: list[dict[str, Any]] | None
+    samples: list[SampleRow] | None
+    spec: ResultSpec
 
 
 def find_results(roots: Sequence[Path]) -> list[tuple[Path, str]]:
@@ -48,10 +53,8 @@ def find_results(roots: Sequence[Path]) -> list[tuple[Path, str]]:
     for root in roots:
         root = Path(root)
         if not root.is_dir():
-            raise FileNotFoundError(
-                f"runs folder {root} does not exist; pass an existing --runs DIR"
-            )
-        for path in root.rglob(RESULTS):
+            raise RunsFolderError(f"runs folder {root} does not exist; pass an existing --runs DIR")
+        for path in root.rglob(RESULTS_FILE):
             relative = path.parent.relative_to(root).as_posix()
             run_id = f"{root.name}/{relative}" if len(roots) > 1 else relative
             found.append((path, run_id))
@@ -64,31 +67,20 @@ def load_run(path: Path, run_id: str) -> RunRecord:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise RunFileError(f"not valid JSON ({_one_line(err)})") from err
-    if not isinstance(record, dict):
-        raise RunFileError("not a JSON object")
-    for key, ok, what in _REQUIRED:
-        if key not in record:
-            raise RunFileError(f"missing field {key!r}")
-        if not ok(record[key]):
-            raise RunFileError(f"field {key!r} must be {what}")
-    task = record["task"]
-    if task not in TASKS:
-        raise RunFileError(f"unknown task {task!r} (tables exist for {', '.join(sorted(TASKS))})")
-    for column in TASKS[task].columns:
-        value = metric_value(record["metrics"], column.path)
-        name = "metrics." + ".".join(column.path)
-        if value is None and column.required:
-            raise RunFileError(f"missing field {name!r}")
-        if value is not None and not is_number(value):
-            raise RunFileError(f"field {name!r} must be a number")
+    try:
+        check_record(record, required=CORE_FIELDS)
+    except RecordError as err:
+        raise RunFileError(str(err)) from err
+    spec = _spec(record["task"])
+    _check_metrics(spec, record["metrics"])
     _check_protocol(record["protocol"])
-    samples = _read_samples(path.parent / SAMPLES)
+    samples = _read_samples(path.parent / SAMPLES_FILE)
     if samples is not None:
         try:
-            check_samples(task, samples, record)
+            check_samples(spec, samples, record)
         except SampleError as err:
             raise RunFileError(str(err)) from err
-    return RunRecord(run_id=run_id, record=record, samples=samples)
+    return RunRecord(run_id=run_id, record=record, samples=samples, spec=spec)
 
 
 def load_runs(roots: Sequence[Path], warn: Callable[[str], None]) -> list[RunRecord]:
@@ -102,9 +94,30 @@ def load_runs(roots: Sequence[Path], warn: Callable[[str], None]) -> list[RunRec
             warn(f"skipping {path}: {err}")
             continue
         if run.samples is None:
-            warn(f"no intervals for {path}: {SAMPLES} is missing next to it")
+            warn(f"no intervals for {path}: {SAMPLES_FILE} is missing next to it")
         runs.append(run)
     return runs
+
+
+def _spec(task: str) -> ResultSpec:
+    """The result spec of ``task``; an unregistered task, or one without a spec, is one line."""
+    if not is_registered(task):
+        raise RunFileError(f"unknown task {task!r} (tables exist for {registered_tasks()})")
+    try:
+        return spec_of(task)
+    except UnknownNameError as err:
+        raise RunFileError(str(err)) from err
+
+
+def _check_metrics(spec: ResultSpec, metrics: dict[str, Any]) -> None:
+    """Every required column of ``spec`` present in ``metrics``, and every present one a number."""
+    for column in spec.columns:
+        value = metric_value(metrics, column.path)
+        name = "metrics." + ".".join(column.path)
+        if value is None and column.required:
+            raise RunFileError(f"missing field {name!r}")
+        if value is not None and not is_number(value):
+            raise RunFileError(f"field {name!r} must be a number")
 
 
 def _check_protocol(protocol: dict[str, Any]) -> None:
@@ -119,7 +132,7 @@ def _check_protocol(protocol: dict[str, Any]) -> None:
         raise RunFileError("field 'protocol.encoder' must be a string")
 
 
-def _read_samples(path: Path) -> list[dict[str, Any]] | None:
+def _read_samples(path: Path) -> list[SampleRow] | None:
     if not path.is_file():
         return None
     rows = []
@@ -131,7 +144,7 @@ def _read_samples(path: Path) -> list[dict[str, Any]] | None:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as err:
                 raise RunFileError(
-                    f"{SAMPLES} line {line_no} is not valid JSON ({err.msg})"
+                    f"{SAMPLES_FILE} line {line_no} is not valid JSON ({err.msg})"
                 ) from err
     return rows
 

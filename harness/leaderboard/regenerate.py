@@ -1,5 +1,5 @@
 """``run.py --leaderboard``: read the run records and reported.yaml, write every table (markdown,
-CSV, retrieval R@K plot) and the index into the leaderboard folder."""
+CSV, R@K plot where the task's result spec draws one) and the index into the leaderboard folder."""
 
 from __future__ import annotations
 
@@ -24,8 +24,9 @@ def regenerate(
     reported_path: Path,
     warn: Callable[[str], None] | None = None,
 ) -> list[Path]:
-    """Write ``<task>_<dataset>.md`` and ``.csv`` for every table, ``.png`` for retrieval tables
-    with reproduced ranks, and ``README.md`` into ``out_dir``; returns the written paths.
+    """Write ``<task>_<dataset>.md`` and ``.csv`` for every table, ``.png`` for tables whose
+    result spec has ``rank_plot`` and that have reproduced ranks, and ``README.md`` into
+    ``out_dir``; returns the written paths.
 
     ``runs``: folders searched recursively for results.json; ``reported_path``: reported.yaml;
     ``warn`` gets one line per skipped run file (default: printed on stderr).
@@ -36,7 +37,7 @@ def regenerate(
     out_dir = Path(out_dir)
     written, plots = [], set()
     for table in tables:
-        png = recall_plot_png(table) if table.task == "retrieval" else None
+        png = recall_plot_png(table) if table.spec.rank_plot else None
         if png is not None:
             written.append(atomic_write_bytes(out_dir / f"{table.name}.png", png))
             plots.add(table.name)

@@ -15,7 +15,8 @@ Top-level keys:
 - ``entries``: ``{task, dataset, protocol, system, variant, metrics, source, source_text}``
   plus optional ``verify`` (true, or a list of metric paths such as ``t2v.MdR`` or ``v2t``: the
   values remembered rather than checked against their source) and ``mean_rank_label: true``
-  (the source labels the MnR values "Mean Rank" although they look like median ranks).
+  (the source labels the values of the task's mean-rank columns "Mean Rank" although they look
+  like median ranks).
 """
 
 from __future__ import annotations
@@ -27,8 +28,11 @@ from typing import Any
 
 import yaml
 
-from harness.leaderboard.columns import TASKS, is_number, metric_value
+from harness.errors import UserError
 from harness.leaderboard.protocol import Protocol, protocol_from_yaml
+from harness.leaderboard.specs import is_registered, registered_tasks, spec_of
+from harness.registry import UnknownNameError
+from harness.result_spec import ResultSpec, is_number, metric_value
 
 # "protocols" only holds YAML anchors that entries refer to.
 _TOP_LEVEL_KEYS = {"datasets", "sources", "systems", "notes", "protocols", "entries"}
@@ -44,6 +48,10 @@ _ENTRY_KEYS = {
     "verify",
     "mean_rank_label",
 }
+
+
+class ReportedError(UserError, ValueError):
+    """A reported.yaml that cannot be used; the message is one line naming the file and entry."""
 
 
 @dataclass(frozen=True)
@@ -104,18 +112,19 @@ class Reported:
 
 
 def load_reported(path: Path) -> Reported:
-    """Parse and check ``path``; raises ValueError (one line naming the file and entry)."""
+    """Parse and check ``path``; raises :class:`ReportedError` (one line naming the file and
+    entry)."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as err:
         message = " ".join(str(err).split())
-        raise ValueError(f"{path}: cannot read reported numbers ({message})") from err
+        raise ReportedError(f"{path}: cannot read reported numbers ({message})") from err
     if not isinstance(data, Mapping):
-        raise ValueError(f"{path}: expected a mapping with datasets, sources, systems, entries")
+        raise ReportedError(f"{path}: expected a mapping with datasets, sources, systems, entries")
     unknown = sorted(set(data) - _TOP_LEVEL_KEYS)
     if unknown:
-        raise ValueError(f"{path}: unknown top-level key {unknown[0]!r}")
+        raise ReportedError(f"{path}: unknown top-level key {unknown[0]!r}")
     sources = {str(k): str(v) for k, v in _mapping(data, "sources", path).items()}
     systems = {
         task: {
@@ -141,17 +150,17 @@ def load_reported(path: Path) -> Reported:
 def _mapping(data: Mapping, key: str, path: Path) -> Mapping:
     value = data.get(key)
     if not isinstance(value, Mapping):
-        raise ValueError(f"{path}: top-level key {key!r} must be a mapping")
+        raise ReportedError(f"{path}: top-level key {key!r} must be a mapping")
     return value
 
 
 def _system(spec: Any, where: str) -> SystemSpec:
     if not isinstance(spec, Mapping) or not isinstance(spec.get("name"), str):
-        raise ValueError(f"{where}: must be a mapping with a 'name' string")
+        raise ReportedError(f"{where}: must be a mapping with a 'name' string")
     parts = []
     for part in spec.get("variant") or []:
         if not isinstance(part, Mapping) or not isinstance(part.get("key"), str):
-            raise ValueError(f"{where}: every variant part needs a 'key' (dotted config key)")
+            raise ReportedError(f"{where}: every variant part needs a 'key' (dotted config key)")
         parts.append(VariantPart(part["key"], dict(part.get("values") or {})))
     return SystemSpec(
         name=spec["name"],
@@ -165,27 +174,31 @@ def _note(note: Any, where: str, sources: Mapping[str, str]) -> Note:
     if not isinstance(note, Mapping) or not all(
         isinstance(note.get(k), str) for k in ("task", "dataset", "source", "text")
     ):
-        raise ValueError(f"{where}: needs task, dataset, source and text strings")
+        raise ReportedError(f"{where}: needs task, dataset, source and text strings")
     _check_source(note["source"], where, sources)
     return Note(note["task"], note["dataset"], note["source"], note["text"])
 
 
 def _entry(entry: Any, where: str, sources: Mapping[str, str]) -> ReportedEntry:
     if not isinstance(entry, Mapping):
-        raise ValueError(f"{where}: must be a mapping")
+        raise ReportedError(f"{where}: must be a mapping")
     unknown = sorted(set(entry) - _ENTRY_KEYS)
     if unknown:
-        raise ValueError(f"{where}: unknown key {unknown[0]!r}")
+        raise ReportedError(f"{where}: unknown key {unknown[0]!r}")
     for key in ("task", "dataset", "system", "source", "source_text"):
         if not isinstance(entry.get(key), str):
-            raise ValueError(f"{where}: {key!r} must be a string")
+            raise ReportedError(f"{where}: {key!r} must be a string")
     task = entry["task"]
-    if task not in TASKS:
-        raise ValueError(f"{where}: unknown task {task!r} (known: {', '.join(sorted(TASKS))})")
+    if not is_registered(task):
+        raise ReportedError(f"{where}: unknown task {task!r} (known: {registered_tasks()})")
     _check_source(entry["source"], where, sources)
-    metrics = _metrics(entry.get("metrics"), task, where)
+    try:
+        spec = spec_of(task)
+    except UnknownNameError as err:
+        raise ReportedError(f"{where}: {err}") from err
+    metrics = _metrics(entry.get("metrics"), spec, task, where)
     mean_rank = (
-        frozenset(k for k in metrics if k.endswith(" MnR"))
+        frozenset(c.key for c in spec.columns if c.mean_rank and c.key in metrics)
         if entry.get("mean_rank_label")
         else frozenset()
     )
@@ -205,25 +218,25 @@ def _entry(entry: Any, where: str, sources: Mapping[str, str]) -> ReportedEntry:
 
 def _check_source(tag: str, where: str, sources: Mapping[str, str]) -> None:
     if tag not in sources:
-        raise ValueError(f"{where}: source {tag!r} is not one of the tags under 'sources'")
+        raise ReportedError(f"{where}: source {tag!r} is not one of the tags under 'sources'")
 
 
-def _metrics(metrics: Any, task: str, where: str) -> dict[str, float]:
+def _metrics(metrics: Any, spec: ResultSpec, task: str, where: str) -> dict[str, float]:
     """Column key -> value of an entry's ``metrics`` (nested like a run's); every number must
-    land in a column of the task."""
+    land in a column of ``spec``, the result spec of ``task``."""
     if not isinstance(metrics, Mapping) or not metrics:
-        raise ValueError(f"{where}: 'metrics' must be a non-empty mapping")
-    columns = TASKS[task].columns
+        raise ReportedError(f"{where}: 'metrics' must be a non-empty mapping")
+    columns = spec.columns
     values = {c.key: metric_value(metrics, c.path) for c in columns}
     values = {k: v for k, v in values.items() if v is not None}
     leaves = _leaves(metrics)
     placed = {".".join(c.path) for c in columns if c.key in values}
     stray = sorted(set(leaves) - placed)
     if stray:
-        raise ValueError(f"{where}: metric {stray[0]!r} is not a column of {task} tables")
+        raise ReportedError(f"{where}: metric {stray[0]!r} is not a column of {task} tables")
     for key, value in values.items():
         if not is_number(value):
-            raise ValueError(f"{where}: metric {key!r} must be a number")
+            raise ReportedError(f"{where}: metric {key!r} must be a number")
     return {k: float(v) for k, v in values.items()}
 
 
@@ -243,12 +256,12 @@ def _verified(verify: Any, metrics: Mapping[str, float], where: str) -> frozense
     if verify is False:
         return frozenset()
     if not isinstance(verify, list) or not all(isinstance(v, str) for v in verify):
-        raise ValueError(f"{where}: 'verify' must be true, false or a list of metric paths")
+        raise ReportedError(f"{where}: 'verify' must be true, false or a list of metric paths")
     marked = set()
     for path in verify:
         prefix = path.replace(".", " ")
         matched = {k for k in metrics if k == prefix or k.startswith(prefix + " ")}
         if not matched:
-            raise ValueError(f"{where}: verify path {path!r} names no metric of this entry")
+            raise ReportedError(f"{where}: verify path {path!r} names no metric of this entry")
         marked |= matched
     return frozenset(marked)

@@ -10,11 +10,12 @@ from typing import Any
 
 import numpy as np
 
-from harness.leaderboard.columns import TASKS, is_number, metric_value
 from harness.leaderboard.protocol import Protocol, protocol_of_run
-from harness.leaderboard.queries import PerQuery, query_data
+from harness.leaderboard.queries import query_data
 from harness.leaderboard.records import RunRecord
 from harness.leaderboard.reported import Reported, ReportedEntry, SystemSpec
+from harness.result_spec import PerQuery, ResultSpec, is_number, metric_value
+from harness.schema import BASELINES, METRICS_POSTPROCESSED
 
 REPORTED, REPRODUCED, BASELINE, DIFFERENCE = "reported", "reproduced", "baseline", "difference"
 VERIFY_MARK = "†"
@@ -76,11 +77,11 @@ def run_rows(run: RunRecord, reported: Reported) -> list[Row]:
     rows = [_measured_row(run, spec.name, variant, protocol, record["metrics"], None, source)]
     rows[0].reference = spec.reference  # post-processed and baseline rows never are
     for name, system in sorted((spec.postprocessed or {}).items()):
-        metrics = (record.get("metrics_postprocessed") or {}).get(name)
+        metrics = (record.get(METRICS_POSTPROCESSED) or {}).get(name)
         if isinstance(metrics, Mapping):
             rows.append(_measured_row(run, system, variant, protocol, metrics, name, source))
-    for name, values in sorted((record.get("baselines") or {}).items()):
-        numbers = _column_values(task, values) if isinstance(values, Mapping) else {}
+    for name, values in sorted((record.get(BASELINES) or {}).items()):
+        numbers = _column_values(run.spec, values) if isinstance(values, Mapping) else {}
         if numbers:
             system = f"{name.replace('_', ' ')} (baseline)"
             rows.append(Row(BASELINE, system, "", protocol, numbers, source))
@@ -129,22 +130,21 @@ def _measured_row(
     postprocessing: str | None,
     source: str,
 ) -> Row:
-    task = run.record["task"]
-    data = query_data(task, run.samples, postprocessing) if run.samples is not None else None
+    data = query_data(run.spec, run.samples, postprocessing) if run.samples is not None else None
     return Row(
         kind=REPRODUCED,
         system=system,
         variant=variant,
         protocol=protocol,
-        values=_column_values(task, metrics),
+        values=_column_values(run.spec, metrics),
         source=source + (f" ({postprocessing.replace('_', ' ')})" if postprocessing else ""),
         per_query=data.columns if data else {},
         ranks=data.ranks if data else {},
     )
 
 
-def _column_values(task: str, metrics: Mapping[str, Any]) -> dict[str, float]:
-    values = {c.key: metric_value(metrics, c.path) for c in TASKS[task].columns}
+def _column_values(spec: ResultSpec, metrics: Mapping[str, Any]) -> dict[str, float]:
+    values = {c.key: metric_value(metrics, c.path) for c in spec.columns}
     return {k: float(v) for k, v in values.items() if is_number(v)}
 
 

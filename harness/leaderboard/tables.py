@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from harness.leaderboard.bootstrap import paired_p_value, percentile_ci
-from harness.leaderboard.columns import TASKS, Column, TaskColumns
 from harness.leaderboard.protocol import Protocol
 from harness.leaderboard.records import RunRecord
 from harness.leaderboard.reported import Reported
@@ -19,6 +18,8 @@ from harness.leaderboard.rows import (
     reported_row,
     run_rows,
 )
+from harness.leaderboard.specs import spec_of
+from harness.result_spec import Column, ResultSpec
 
 
 @dataclass
@@ -32,13 +33,14 @@ class Group:
 
 @dataclass
 class Table:
-    """One task on one dataset. ``columns``: the metric columns shown (required ones, and
-    optional ones some row has); ``notes``: lines from reported.yaml and from the runs."""
+    """One task on one dataset. ``spec``: the task's result spec; ``columns``: the metric
+    columns shown (required ones, and optional ones some row has); ``notes``: lines from
+    reported.yaml and from the runs."""
 
     task: str
     dataset: str
     title: str
-    spec: TaskColumns
+    spec: ResultSpec
     columns: tuple[Column, ...]
     groups: list[Group]
     notes: list[str]
@@ -74,7 +76,7 @@ def build_tables(runs: Sequence[RunRecord], reported: Reported) -> list[Table]:
         )
     tables = []
     for (task, dataset), table_rows in sorted(rows.items()):
-        spec = TASKS[task]
+        spec = spec_of(task)
         groups = [_group(spec, protocol, rows) for protocol, rows in _by_protocol(table_rows)]
         tables.append(
             Table(
@@ -97,7 +99,7 @@ def _by_protocol(rows: list[Row]) -> list[tuple[Protocol, list[Row]]]:
     return sorted(grouped.items(), key=lambda item: item[0].sort_key())
 
 
-def _group(spec: TaskColumns, protocol: Protocol, rows: list[Row]) -> Group:
+def _group(spec: ResultSpec, protocol: Protocol, rows: list[Row]) -> Group:
     """Sorted rows, difference rows after each reproduced row that has a reported twin, the
     reference row (the first reproduced row, by run id, of the system marked ``reference``)
     and every interval and p-value."""
@@ -118,7 +120,7 @@ def _group(spec: TaskColumns, protocol: Protocol, rows: list[Row]) -> Group:
     return Group(protocol=protocol, rows=with_differences, reference=reference)
 
 
-def _add_statistics(spec: TaskColumns, row: Row, reference: Row | None) -> None:
+def _add_statistics(spec: ResultSpec, row: Row, reference: Row | None) -> None:
     """Intervals of the row's per-query columns; p-values against ``reference`` where both
     rows were scored on the same queries."""
     for column in spec.columns:
@@ -132,5 +134,5 @@ def _add_statistics(spec: TaskColumns, row: Row, reference: Row | None) -> None:
             row.p[column.key] = paired_p_value(values.values, other.values)
 
 
-def _shown_columns(spec: TaskColumns, rows: list[Row]) -> tuple[Column, ...]:
+def _shown_columns(spec: ResultSpec, rows: list[Row]) -> tuple[Column, ...]:
     return tuple(c for c in spec.columns if c.required or any(c.key in row.values for row in rows))
