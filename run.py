@@ -18,7 +18,6 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent
-CONFIGS = REPO / "tasks" / "configs"
 LEADERBOARDS = REPO / "leaderboards"
 
 
@@ -92,53 +91,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def resolve_config(args: argparse.Namespace) -> dict:
-    """defaults <- task <- method <- dataset <- dataset for this task <- checkpoint's run config
-    <- --config <- -o."""
-    from harness.config import apply_overrides, apply_user, load_yaml, merge_defaults
-    from harness.registry import DATASETS, METHODS, TASKS
+    """The run's config from the registry entries' yamls and the command line (see
+    :func:`harness.config.resolve_config` for the layers)."""
+    from harness.config import resolve_config as layered
+    from tasks import BASE_CONFIG
 
-    user = load_yaml(args.config) if args.config else {}
-    base = load_yaml(CONFIGS / "base.yaml")
-    names = {
-        key: getattr(args, key)
-        or _override_value(args.overrides, key)
-        or user.get(key)
-        or base[key]
-        for key in ("task", "dataset")
-    }
-    method = args.method or _override_value(args.overrides, "method.name")
-    method = method or (user.get("method") or {}).get("name") or base["method"]["name"]
-    TASKS.get(names["task"])
-    DATASETS.get(names["dataset"])
-    METHODS.get(method)
-    config = base
-    for layer in (
-        CONFIGS / "tasks" / f"{names['task']}.yaml",
-        CONFIGS / "methods" / f"{method}.yaml",
-        CONFIGS / "datasets" / f"{names['dataset']}.yaml",
-        CONFIGS / "datasets" / f"{names['dataset']}.{names['task']}.yaml",
-    ):
-        if layer.is_file():
-            config = merge_defaults(config, load_yaml(layer))
-    config.update(names)
-    config["method"]["name"] = method
+    settings = {}
+    if args.data_root:
+        settings["data.root"] = str(args.data_root)
+    if args.video_root and not args.prepare:
+        settings["data.video_root"] = str(args.video_root)
+    saved = None
     if args.eval_only and args.checkpoint:
         saved = _run_folder(args.checkpoint) / "config.yaml"
-        if saved.is_file():
-            config = apply_user(config, load_yaml(saved), str(saved))
-    config = apply_user(config, user, str(args.config))
-    if args.data_root:
-        config["data"]["root"] = str(args.data_root)
-    if args.video_root and not args.prepare:
-        config["data"]["video_root"] = str(args.video_root)
-    return apply_overrides(config, args.overrides)
-
-
-def _override_value(overrides: list[str], key: str) -> str | None:
-    from harness.config import parse_override
-
-    values = [v for k, v in map(parse_override, overrides) if k == key]
-    return str(values[-1]) if values else None
+    return layered(
+        BASE_CONFIG,
+        {"task": args.task, "dataset": args.dataset, "method.name": args.method},
+        user_path=args.config,
+        overrides=args.overrides,
+        saved_path=saved,
+        settings=settings,
+    )
 
 
 def _run_folder(checkpoint: Path) -> Path:
@@ -148,7 +121,7 @@ def _run_folder(checkpoint: Path) -> Path:
 
 def prepare_dataset(config: dict, args: argparse.Namespace) -> int:
     """``--prepare``: compress the raw videos and build the frame cache for this config."""
-    from harness.cache import prepare
+    from harness.prepare import prepare
     from harness.registry import DATASETS
 
     data = config["data"]
@@ -171,13 +144,17 @@ def prepare_dataset(config: dict, args: argparse.Namespace) -> int:
 
 
 def list_registered() -> None:
-    """Print every registered task, dataset and method."""
+    """Print every registered task with the methods it can run, then the datasets."""
     from harness.registry import DATASETS, METHODS, TASKS
 
-    for registry in (TASKS, DATASETS, METHODS):
-        print(f"{registry.kind}s:")
-        for name, text in registry.describe():
-            print(f"  {name:<14} {text}")
+    print("tasks and their methods:")
+    for task, text in TASKS.describe():
+        print(f"  {task:<14} {text}")
+        for name, method_text in METHODS.of(task).describe():
+            print(f"    {name:<12} {method_text}")
+    print("datasets:")
+    for name, text in DATASETS.describe():
+        print(f"  {name:<14} {text}")
 
 
 def run_one(config: dict, args: argparse.Namespace, output_dir: Path, resume: bool) -> dict:
@@ -209,9 +186,10 @@ def compare_methods(args: argparse.Namespace) -> int:
 
     from harness.compare import finished_record, parse_methods, print_compare, write_compare
     from harness.engine import completed_checkpoints, default_output_dir
+    from harness.errors import UsageError
 
     if args.method or args.eval_only:
-        raise ValueError("--compare runs and trains each listed method: drop --method/--eval-only")
+        raise UsageError("--compare runs and trains each listed method: drop --method/--eval-only")
     methods = parse_methods(args.compare)
     configs = {}
     for method in methods:
@@ -254,9 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import baselines  # noqa: F401  (registers methods)
     import tasks  # noqa: F401  (registers tasks and datasets)
-    from harness.config import to_yaml
-    from harness.engine import default_output_dir
-    from harness.errors import USER_ERRORS
+    from harness.errors import UsageError, UserError
 
     if args.list:
         list_registered()
@@ -272,6 +248,9 @@ def main(argv: list[str] | None = None) -> int:
             written = regenerate(args.leaderboard_dir, runs, LEADERBOARDS / "reported.yaml")
             print(f"wrote {len(written)} files to {args.leaderboard_dir}")
             return 0
+        from harness.config import to_yaml
+        from harness.engine import default_output_dir
+
         config = resolve_config(args)
         if args.show_config:
             print(to_yaml(config), end="")
@@ -279,9 +258,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.prepare:
             return prepare_dataset(config, args)
         if args.eval_only and not args.checkpoint:
-            raise ValueError("--eval-only needs --checkpoint PATH (a run folder or checkpoint)")
+            raise UsageError("--eval-only needs --checkpoint PATH (a run folder or checkpoint)")
         if args.resume and not args.output_dir:
-            raise ValueError("--resume needs --output-dir DIR (the run folder to continue)")
+            raise UsageError("--resume needs --output-dir DIR (the run folder to continue)")
         if args.compare:
             return compare_methods(args)
         name = f"{config['task']}-{config['dataset']}-{config['method']['name']}"
@@ -291,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
             else default_output_dir(Path(config["output_root"]), name)
         )
         run_one(config, args, output_dir, resume=args.resume)
-    except USER_ERRORS as exc:
+    except UserError as exc:
         if os.environ.get("EMCL_BENCH_TRACEBACK"):
             raise
         print(f"error: {exc}", file=sys.stderr)

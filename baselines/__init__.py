@@ -1,27 +1,71 @@
-"""Retrieval methods, registered by name (lazy: nothing heavy is imported until used)."""
+"""Methods, registered per task (lazy: nothing heavy is imported until used).
+
+A new method is one module in this package plus one line here; its default settings are
+``configs/<task>/<name>.yaml`` beside this file (the ``method:`` section it reads).
+"""
+
+from pathlib import Path
 
 from harness.registry import METHODS
 
-METHODS.register(
+CONFIGS = Path(__file__).resolve().parent / "configs"
+
+
+def _method(task: str, name: str, target: str, help: str) -> None:
+    METHODS.register(task, name, target, help=help, config=CONFIGS / task / f"{name}.yaml")
+
+
+_method(
+    "retrieval",
     "emcl",
     "baselines.emcl_net:EMCLNet",
-    help="EMCL-Net: text-conditioned frame pooling + EM bases (NeurIPS 2022)",
+    "EMCL-Net: text-conditioned frame pooling + EM bases (NeurIPS 2022)",
 )
-METHODS.register(
+_method(
+    "retrieval",
     "clip4clip",
     "baselines.clip4clip:CLIP4Clip",
-    help="CLIP4Clip: meanP/seqLSTM/seqTransf pooling or tightTransf cross encoder",
+    "CLIP4Clip: meanP/seqLSTM/seqTransf pooling or tightTransf cross encoder",
 )
-METHODS.register(
+_method(
+    "retrieval",
     "xclip",
     "baselines.xclip:XCLIP",
-    help="X-CLIP: multi-grained contrast, attention over similarity matrices (ACM MM 2022)",
+    "X-CLIP: multi-grained contrast, attention over similarity matrices (ACM MM 2022)",
 )
-METHODS.register(
+_method(
+    "retrieval",
     "drl",
     "baselines.drl:DRL",
-    help="DRL: weighted token-wise interaction + channel decorrelation (CDCR)",
+    "DRL: weighted token-wise interaction + channel decorrelation (CDCR)",
 )
-METHODS.register(
-    "hmmc", "baselines.hmmc:HMMC", help="HMMC: hierarchical video/frame matching, momentum contrast"
+_method(
+    "retrieval",
+    "hmmc",
+    "baselines.hmmc:HMMC",
+    "HMMC: hierarchical video/frame matching, momentum contrast",
+)
+_method(
+    "qa",
+    "emcl",
+    "baselines.qa_emcl:EMCLQA",
+    "EMCL-QA: temporal module, attention pooling, EM step in the contrastive term",
+)
+_method(
+    "qa",
+    "clip",
+    "baselines.qa_clip:CLIPQA",
+    "plain CLIP: mean-pooled frames, sentence feature, no EM step, same classifier",
+)
+_method(
+    "captioning",
+    "emcl",
+    "baselines.captioning_emcl:EMCLCaptioner",
+    "EMCL encoder: temporal module + per-video EM step, transformer decoder",
+)
+_method(
+    "captioning",
+    "clip",
+    "baselines.captioning_clip:CLIPCaptioner",
+    "plain CLIP: mean-pooled frames, no EM step, same decoder",
 )

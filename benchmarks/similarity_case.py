@@ -22,24 +22,23 @@ import torch
 from transformers import CLIPConfig, CLIPModel
 
 import baselines  # noqa: F401  (registers the methods)
-from harness.config import Config, load_yaml, merge_defaults
+from harness.config import Config, layered_config, load_yaml
 from harness.encoder import VideoTextEncoder
 from harness.registry import METHODS
 from harness.retrieval import Features, RetrievalModel
 from harness.similarity import blocked_similarity, take
+from tasks import BASE_CONFIG
 
-CONFIGS = Path(__file__).resolve().parent.parent / "tasks" / "configs"
+TASK = "retrieval"
 # The throwaway towers: an 8-token vocabulary (EOT 7: transformers pools by argmax when EOS is 2)
 # and 32-px frames of a single patch.
 VOCAB, IMAGE = 8, 32
 
 
 def method_config(name: str, words: int, frames: int) -> Config:
-    """The config a run resolves for method ``name`` (base.yaml <- methods/<name>.yaml) with
-    ``words`` tokens per text and ``frames`` frames per video."""
-    config = merge_defaults(
-        load_yaml(CONFIGS / "base.yaml"), load_yaml(CONFIGS / "methods" / f"{name}.yaml")
-    )
+    """The config a run resolves for retrieval method ``name`` (base.yaml <- the method's own
+    yaml) with ``words`` tokens per text and ``frames`` frames per video."""
+    config = layered_config(load_yaml(BASE_CONFIG), [(METHODS.entry(TASK, name).config, None)], [])
     config["data"].update(max_words=words, max_frames=frames)
     return config
 
@@ -139,7 +138,7 @@ def run_case(case: dict[str, Any]) -> None:
     torch.manual_seed(case["seed"])
     config = method_config(case["method"], case["words"], case["frames"])
     encoder = random_encoder(case["width"], max(77, case["words"], case["frames"]))
-    model = METHODS.get(case["method"])(encoder, config).eval()
+    model = METHODS.get(TASK, case["method"])(encoder, config).eval()
     text, video = random_features(model, case["size"], case["words"], case["frames"])
     block = case["block"] or config["eval"]["block_size"]
     mode = case["mode"]

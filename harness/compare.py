@@ -17,16 +17,19 @@ from rich.console import Console
 from rich.table import Table
 
 from harness import results
+from harness.errors import UsageError
+from harness.leaderboard.specs import is_registered, spec_of
+from harness.result_spec import is_number
 
 
 def parse_methods(text: str) -> list[str]:
     """``"emcl, clip4clip"`` -> ``["emcl", "clip4clip"]``; a repeated or empty name is an error."""
     names = [name.strip() for name in text.split(",")]
     if not all(names):
-        raise ValueError(f"--compare {text!r}: give method names separated by commas")
+        raise UsageError(f"--compare {text!r}: give method names separated by commas")
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
-        raise ValueError(f"--compare {text!r}: {', '.join(repeated)} given twice")
+        raise UsageError(f"--compare {text!r}: {', '.join(repeated)} given twice")
     return names
 
 
@@ -75,8 +78,18 @@ def write_compare(folder: Path, records: Mapping[str, Mapping[str, Any]]) -> Non
         "| " + " | ".join(columns) + " |",
         "|" + "---|" * len(columns),
     ]
-    lines += ["| " + " | ".join(_cell(value) for value in row) + " |" for row in rows]
-    lines += ["", f"protocol: `{json.dumps(first.get('protocol'), sort_keys=True)}`", ""]
+    best = best_cells(first["task"], columns, rows)
+    lines += [
+        "| " + " | ".join(_cell(v, (r, c) in best) for c, v in enumerate(row)) + " |"
+        for r, row in enumerate(rows)
+    ]
+    lines += [
+        "",
+        "Bold: the best value of a metric column (highest, or lowest for ranks).",
+        "",
+        f"protocol: `{json.dumps(first.get('protocol'), sort_keys=True)}`",
+        "",
+    ]
     results.atomic_write_text(folder / "compare.md", "\n".join(lines))
 
 
@@ -92,13 +105,29 @@ def print_compare(records: Mapping[str, Mapping[str, Any]], console: Console | N
     (console or Console()).print(table)
 
 
+def best_cells(task: str, columns: list[str], rows: list[list]) -> set[tuple[int, int]]:
+    """(row, column) positions holding the best value of each metric column of ``task``'s
+    result spec (ties all count; columns the spec does not declare are left out)."""
+    spec_columns = {c.key: c for c in spec_of(task).columns} if is_registered(task) else {}
+    best = set()
+    for c, name in enumerate(columns):
+        column = spec_columns.get(name)
+        values = [(row[c], r) for r, row in enumerate(rows) if is_number(row[c])]
+        if column is None or len(values) < 2:
+            continue
+        top = (max if column.higher_is_better else min)(v for v, _ in values)
+        best |= {(r, c) for v, r in values if v == top}
+    return best
+
+
 def finished_record(folder: Path) -> dict | None:
     """The results record of a finished run folder, or None when it has no results.json."""
     path = folder / "results.json"
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, bold: bool = False) -> str:
     if value is None:
         return ""
-    return f"{value:.2f}" if isinstance(value, float) else str(value)
+    text = f"{value:.2f}" if isinstance(value, float) else str(value)
+    return f"**{text}**" if bold else text

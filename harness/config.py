@@ -15,10 +15,12 @@ from typing import Any
 
 import yaml
 
+from harness.errors import UserError
+
 Config = dict[str, Any]
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A bad config file, key or value; the message is one line."""
 
 
@@ -151,6 +153,16 @@ def check_choice(key: str, value: Any, choices: Sequence[Any]) -> None:
         )
 
 
+def check_positive_int(key: str, value: Any, optional: bool = False) -> None:
+    """Raise a one-line ConfigError unless ``value`` of ``key`` is an int >= 1 (or None when
+    ``optional``)."""
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        what = "null or a positive integer" if optional else "a positive integer"
+        raise ConfigError(f"config key {key!r} must be {what}, got {value!r}")
+
+
 def get_key(config: Config, dotted: str) -> Any:
     """Read ``config[a][b]`` for ``dotted = "a.b"``."""
     node: Any = config
@@ -171,3 +183,93 @@ def _flatten(layer: Mapping[str, Any], prefix: str = "") -> Iterable[tuple[str, 
 def to_yaml(config: Config) -> str:
     """The config as yaml text (key order kept)."""
     return yaml.safe_dump(config, sort_keys=False, default_flow_style=False)
+
+
+def layered_config(
+    base: Config,
+    layers: Sequence[tuple[Path, Mapping[str, Any] | None]],
+    dataset_layers: Sequence[Path],
+) -> Config:
+    """``base`` with each default layer merged in order, then the dataset layers.
+
+    ``layers``: (yaml, extra) pairs of the task and method entries; a missing yaml is skipped
+    and ``extra`` (e.g. ``{"method": {"name": ...}}``) is merged after it. A dataset layer may add
+    sections of its own and set any declared key; its ``method`` keys apply only where the
+    method declares them (a dataset tunes the knobs a method has, e.g. its temporal depth).
+    """
+    config = copy.deepcopy(base)
+    for path, extra in layers:
+        if Path(path).is_file():
+            config = merge_defaults(config, load_yaml(path))
+        if extra:
+            config = merge_defaults(config, extra)
+    for path in dataset_layers:
+        if not Path(path).is_file():
+            continue
+        layer = dict(load_yaml(path))
+        method = layer.pop("method", None) or {}
+        config = merge_defaults(config, layer)
+        declared = {k: v for k, v in method.items() if k in config.get("method", {})}
+        config = merge_defaults(config, {"method": declared})
+    return config
+
+
+def resolve_names(
+    base: Config, given: Mapping[str, str | None], user: Mapping[str, Any], overrides: Iterable[str]
+) -> dict[str, str]:
+    """The ``task``, ``dataset`` and ``method.name`` of a run: from ``given`` (the command
+    line's --task/--dataset/--method), else the last ``-o`` of that key, else the user yaml,
+    else ``base``. Returns ``{"task": ..., "dataset": ..., "method.name": ...}``."""
+    parsed = [parse_override(text) for text in overrides]
+    names = {}
+    for key in ("task", "dataset", "method.name"):
+        from_overrides = [str(v) for k, v in parsed if k == key]
+        try:
+            from_user = get_key(dict(user), key)
+        except (KeyError, TypeError):
+            from_user = None
+        names[key] = (
+            given.get(key)
+            or (from_overrides[-1] if from_overrides else None)
+            or from_user
+            or get_key(base, key)
+        )
+    return names
+
+
+def resolve_config(
+    base_path: Path,
+    given: Mapping[str, str | None],
+    user_path: Path | None = None,
+    overrides: Sequence[str] = (),
+    saved_path: Path | None = None,
+    settings: Mapping[str, Any] | None = None,
+) -> Config:
+    """The run's config: base <- task yaml <- method yaml <- dataset yaml <- dataset-for-task
+    yaml <- ``saved_path`` (a run's saved config.yaml) <- ``user_path`` <- ``settings`` (dotted
+    keys set by command-line flags, e.g. ``{"data.root": ...}``) <- ``overrides`` (``-o``).
+
+    The yamls are the ones the registry entries own; ``given`` holds the names from the command
+    line (see :func:`resolve_names`). Unknown names raise a one-line ``UnknownNameError``.
+    """
+    from harness.registry import DATASETS, METHODS, TASKS
+
+    base = load_yaml(base_path)
+    user = load_yaml(user_path) if user_path else {}
+    names = resolve_names(base, given, user, overrides)
+    task, dataset, method = names["task"], names["dataset"], names["method.name"]
+    task_entry, dataset_entry = TASKS.entry(task), DATASETS.entry(dataset)
+    method_entry = METHODS.entry(task, method)
+    config = layered_config(
+        base,
+        [(task_entry.config, None), (method_entry.config, {"method": {"name": method}})],
+        [p for p in (dataset_entry.config, dataset_entry.task_configs.get(task)) if p],
+    )
+    config.update(task=task, dataset=dataset)
+    config["method"]["name"] = method
+    if saved_path is not None and Path(saved_path).is_file():
+        config = apply_user(config, load_yaml(saved_path), str(saved_path))
+    config = apply_user(config, user, str(user_path))
+    for key, value in (settings or {}).items():
+        set_key(config, key, value, source="the command line")
+    return apply_overrides(config, overrides)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +15,7 @@ from harness.text import TextTokenizer, tokenize
 from harness.video import VideoReadError, load_clip_uint8, normalize_clip
 
 if TYPE_CHECKING:
-    from harness.cache import FrameCache
+    from harness.frame_cache import FrameCache
 
 BAD_VIDEO_POLICIES = ("error", "skip")
 
@@ -93,7 +94,7 @@ def drop_bad_videos(
             source.frames_uint8(pairs.video_paths[i], segment_of(pairs, i))
         except VideoReadError as exc:
             local_bad.append((i, str(exc)))
-    bad = dict(_all_gather_objects(local_bad))
+    bad = dict(distributed.all_gather_objects(local_bad))
     if not bad:
         return pairs, []
     kept = pairs.keep_videos([i for i in range(pairs.num_videos) if i not in bad])
@@ -101,32 +102,41 @@ def drop_bad_videos(
     return kept, skipped
 
 
-def _all_gather_objects(items: list) -> list:
-    if distributed.world_size() == 1:
-        return items
-    parts: list[list] = [[] for _ in range(distributed.world_size())]
-    torch.distributed.all_gather_object(parts, items)
-    return [item for part in parts for item in part]
+class IndexedDataset(Dataset):
+    """Item ``i`` is ``{"index": i, **self.fields(i)}`` for each entry ``i`` of ``self.items``;
+    the index travels with the item so that evaluation can gather features in dataset order."""
+
+    def __init__(self, items: Sequence[Any]) -> None:
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return {"index": index, **self.fields(index)}
+
+    def fields(self, index: int) -> dict[str, Any]:
+        """The model input of item ``index`` (without ``"index"``)."""
+        raise NotImplementedError
 
 
-class CaptionDataset(Dataset):
+class CaptionDataset(IndexedDataset):
     """Tokenized captions: item -> ``{"index", "ids" (L,), "mask" (L,)}``."""
 
     def __init__(self, captions: list[str], tokenizer: TextTokenizer, max_words: int) -> None:
-        self.captions = captions
+        super().__init__(captions)
         self.tokenizer = tokenizer
         self.max_words = max_words
 
-    def __len__(self) -> int:
-        return len(self.captions)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        ids, mask = tokenize(self.tokenizer, self.captions[index], self.max_words)
-        return {"index": index, "ids": ids, "mask": mask}
+    def fields(self, index: int) -> dict[str, Any]:
+        """The token ids and mask of caption ``index``."""
+        ids, mask = tokenize(self.tokenizer, self.items[index], self.max_words)
+        return {"ids": ids, "mask": mask}
 
 
-class VideoDataset(Dataset):
-    """Decoded clips: item -> ``{"index", "pixels" (F,3,S,S), "video_mask" (F,)}``."""
+class VideoDataset(IndexedDataset):
+    """Decoded clips: item -> ``{"index", "pixels" (F,3,S,S), "video_mask" (F,)}``; ``segments``
+    (one per path, None: the whole file) as in :class:`VideoTextPairs`."""
 
     def __init__(
         self,
@@ -134,17 +144,14 @@ class VideoDataset(Dataset):
         source: ClipSource,
         segments: list[tuple[float, float] | None] | None = None,
     ) -> None:
-        self.paths = paths
+        super().__init__(list(zip(paths, segments or [None] * len(paths), strict=True)))
         self.source = source
-        self.segments = segments
 
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        segment = None if self.segments is None else self.segments[index]
-        pixels, mask = self.source(self.paths[index], segment)
-        return {"index": index, "pixels": pixels, "video_mask": mask}
+    def fields(self, index: int) -> dict[str, Any]:
+        """The clip and frame mask of video ``index``, read from its segment."""
+        path, segment = self.items[index]
+        pixels, mask = self.source(path, segment)
+        return {"pixels": pixels, "video_mask": mask}
 
 
 class PairDataset(Dataset):

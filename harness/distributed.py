@@ -13,6 +13,9 @@ depend on the number of processes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 import torch.distributed as dist
 import torch.distributed.nn.functional as dist_fn
@@ -97,3 +100,29 @@ def shard(items: int, world: int | None = None, this_rank: int | None = None) ->
     world = world_size() if world is None else world
     this_rank = rank() if this_rank is None else this_rank
     return range(this_rank, items, world)
+
+
+def all_gather_objects(items: list) -> list:
+    """The concatenation of every rank's ``items`` (picklable), in rank order, on every rank."""
+    if world_size() == 1:
+        return items
+    parts: list[list] = [[] for _ in range(world_size())]
+    dist.all_gather_object(parts, items)
+    return [item for part in parts for item in part]
+
+
+def on_main_process(compute: Callable[[], Any]) -> Any:
+    """``compute()`` run on rank 0 only, its result (or the exception it raised, re-raised
+    everywhere) sent to every process."""
+    if world_size() == 1:
+        return compute()
+    payload: list[Any] = [None]
+    if rank() == 0:
+        try:
+            payload[0] = compute()
+        except Exception as exc:  # every process must leave the broadcast, then fail alike
+            payload[0] = exc
+    dist.broadcast_object_list(payload, src=0)
+    if isinstance(payload[0], Exception):
+        raise payload[0]
+    return payload[0]

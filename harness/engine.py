@@ -23,8 +23,9 @@ from rich.progress import (
 )
 from safetensors.torch import load_file
 
-from harness import results
+from harness import results, schema
 from harness.config import Config, to_yaml
+from harness.errors import UserError
 from harness.optim import build_optimizer
 from harness.task import Task
 
@@ -33,7 +34,7 @@ TRAINER_STATE = "trainer_state.json"
 MODEL_FILE = "model.safetensors"
 
 
-class RunError(RuntimeError):
+class RunError(UserError, RuntimeError):
     """A problem with the run's folders or checkpoints; the message is one line."""
 
 
@@ -98,7 +99,7 @@ def run(config: Config, task: Task, request: RunRequest, accelerator: Accelerato
     started = time.perf_counter()
     set_seed(config["seed"])
     console = Console()
-    task.setup()
+    task.setup(train=not request.eval_only)
     model = task.build_model()
     out = request.output_dir
     if accelerator.is_main_process:
@@ -124,7 +125,7 @@ def run(config: Config, task: Task, request: RunRequest, accelerator: Accelerato
         "dataset": config["dataset"],
         "method": config["method"]["name"],
         "metrics": evaluation.metrics,
-        **evaluation.extra,
+        **evaluation.optional_fields(),  # fixed names: never one of the fields around them
         "num_samples": evaluation.num_samples,
         "protocol": task.describe(),
         "seed": config["seed"],
@@ -137,6 +138,7 @@ def run(config: Config, task: Task, request: RunRequest, accelerator: Accelerato
         "timings": timings,
         "notes": evaluation.notes,
     }
+    schema.check_record(record)
     if accelerator.is_main_process:
         results.write_run(out, record, evaluation.samples)
         results.print_metrics_table(record, console)

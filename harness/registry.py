@@ -1,61 +1,98 @@
 """Typed registries for tasks, datasets and methods, with lazy entries and "did you mean" errors.
 
-An entry is either an object or a lazy reference ``"package.module:attribute"`` that is imported on
-first lookup, so listing what is registered never imports torch-heavy modules.
+An entry is an object or a lazy reference ``"package.module:attribute"`` that is imported on first
+lookup, so listing what is registered never imports torch-heavy modules. Each entry owns its
+default yaml (``config``); a dataset may add one yaml per task (``task_configs``), and a task
+names its light result spec (``results``, a lazy reference importable without torch). Methods are
+registered per task: the same name (e.g. the paper's method) may exist for several tasks, each
+with its own implementation and yaml.
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib
-from collections.abc import Callable
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from harness.errors import UserError
 
-class UnknownNameError(KeyError):
+
+class UnknownNameError(UserError, KeyError):
     """Raised for a name that is not registered; its message is one line with the closest names."""
 
-    def __str__(self) -> str:
-        return str(self.args[0])
+
+def resolve(target: Any) -> Any:
+    """``target`` itself, or the attribute a ``"module:attr"`` string names (imported now)."""
+    if not isinstance(target, str):
+        return target
+    module_name, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+@dataclass
+class Entry:
+    """One registered name: what it builds, a one-line help, its default yaml and extras."""
+
+    name: str
+    target: Any
+    help: str = ""
+    config: Path | None = None
+    task_configs: Mapping[str, Path] = field(default_factory=dict)
+    results: Any = None
+
+    def load(self) -> Any:
+        """The registered object, importing a lazy reference on first use."""
+        self.target = resolve(self.target)
+        return self.target
+
+    def result_spec(self) -> Any:
+        """The light result spec (tasks only), importing a lazy reference on first use."""
+        if self.results is None:
+            raise UnknownNameError(f"{self.name!r} declares no result spec")
+        self.results = resolve(self.results)
+        return self.results
 
 
 class Registry:
-    """A name -> object mapping of one kind (task, dataset, method)."""
+    """A name -> :class:`Entry` mapping of one kind (task, dataset, or the methods of one task)."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, scope: str = "") -> None:
         self.kind = kind
-        self._entries: dict[str, Any] = {}
-        self._help: dict[str, str] = {}
+        self.scope = scope  # e.g. " of task T": said after the name in an unknown-name error
+        self._entries: dict[str, Entry] = {}
 
-    def register(self, name: str, target: Any, help: str = "") -> None:
-        """Register ``target`` (an object or a ``"module:attr"`` string) under ``name``."""
+    def register(
+        self,
+        name: str,
+        target: Any,
+        help: str = "",
+        config: Path | None = None,
+        task_configs: Mapping[str, Path] | None = None,
+        results: Any = None,
+    ) -> None:
+        """Register ``target`` (an object or a ``"module:attr"`` string) under ``name``, with its
+        default yaml ``config``, per-task yamls ``task_configs`` and ``results`` spec."""
         if name in self._entries:
             raise ValueError(f"{self.kind} {name!r} is registered twice")
-        self._entries[name] = target
-        self._help[name] = help
+        self._entries[name] = Entry(name, target, help, config, dict(task_configs or {}), results)
 
-    def decorator(self, name: str, help: str = "") -> Callable[[Any], Any]:
-        """Decorator form of :meth:`register`."""
-
-        def wrap(obj: Any) -> Any:
-            self.register(name, obj, help)
-            return obj
-
-        return wrap
-
-    def get(self, name: str) -> Any:
-        """Return the object registered as ``name``, importing a lazy entry on first use."""
+    def entry(self, name: str) -> Entry:
+        """The entry of ``name``; an unknown name raises :class:`UnknownNameError` (one line)."""
         if name not in self._entries:
-            close = difflib.get_close_matches(name, list(self._entries), n=3, cutoff=0.5)
+            close = difflib.get_close_matches(str(name), list(self._entries), n=3, cutoff=0.5)
             hint = f"did you mean {', '.join(close)}? " if close else ""
             known = ", ".join(sorted(self._entries)) or "none"
-            raise UnknownNameError(f"unknown {self.kind} {name!r}: {hint}registered: {known}")
-        target = self._entries[name]
-        if isinstance(target, str):
-            module_name, _, attr = target.partition(":")
-            target = getattr(importlib.import_module(module_name), attr)
-            self._entries[name] = target
-        return target
+            raise UnknownNameError(
+                f"unknown {self.kind} {name!r}{self.scope}: {hint}registered: {known}"
+            )
+        return self._entries[name]
+
+    def get(self, name: str) -> Any:
+        """The object registered as ``name``, importing a lazy entry on first use."""
+        return self.entry(name).load()
 
     def names(self) -> list[str]:
         """Registered names, sorted."""
@@ -63,12 +100,42 @@ class Registry:
 
     def describe(self) -> list[tuple[str, str]]:
         """(name, one-line help) pairs, sorted by name."""
-        return [(name, self._help[name]) for name in self.names()]
+        return [(name, self._entries[name].help) for name in self.names()]
 
-    def __contains__(self, name: str) -> bool:
+    def __contains__(self, name: object) -> bool:
         return name in self._entries
+
+
+class MethodRegistry:
+    """Methods keyed by task: one :class:`Registry` per task name."""
+
+    def __init__(self) -> None:
+        self._by_task: dict[str, Registry] = {}
+
+    def register(
+        self, task: str, name: str, target: Any, help: str = "", config: Path | None = None
+    ) -> None:
+        """Register method ``name`` of ``task`` (``target`` an object or ``"module:attr"``)."""
+        registry = self._by_task.setdefault(task, Registry("method", f" of task {task}"))
+        registry.register(name, target, help, config)
+
+    def of(self, task: str) -> Registry:
+        """The methods of ``task`` (an empty registry when it has none)."""
+        return self._by_task.get(task) or Registry("method", f" of task {task}")
+
+    def entry(self, task: str, name: str) -> Entry:
+        """The entry of method ``name`` of ``task``; unknown names raise one line."""
+        return self.of(task).entry(name)
+
+    def get(self, task: str, name: str) -> Any:
+        """The method class ``name`` of ``task``, imported on first use."""
+        return self.of(task).get(name)
+
+    def tasks(self) -> list[str]:
+        """The tasks that have methods, sorted."""
+        return sorted(self._by_task)
 
 
 TASKS = Registry("task")
 DATASETS = Registry("dataset")
-METHODS = Registry("method")
+METHODS = MethodRegistry()

@@ -8,40 +8,21 @@ blocks (see :mod:`harness.similarity`).
 
 from __future__ import annotations
 
-import math
-from typing import TYPE_CHECKING
-
 import torch
-from torch import nn
 
 from harness.distributed import all_gather_with_grad
+from harness.heads import Head, symmetric_cross_entropy
 
-if TYPE_CHECKING:
-    from harness.encoder import VideoTextEncoder
+__all__ = ["Features", "RetrievalModel", "symmetric_cross_entropy"]
 
 Features = dict[str, torch.Tensor]
-MAX_LOGIT_SCALE = math.log(100.0)
 
 
-def symmetric_cross_entropy(logits: torch.Tensor) -> torch.Tensor:
-    """``(CE(S) + CE(S^T)) / 2`` with the diagonal as targets; ``logits`` (B, B)."""
-    target = torch.arange(logits.shape[0], device=logits.device)
-    return 0.5 * (
-        nn.functional.cross_entropy(logits, target)
-        + nn.functional.cross_entropy(logits.t(), target)
-    )
-
-
-class RetrievalModel(nn.Module):
+class RetrievalModel(Head):
     """Shared encoder plus a method head. Subclasses implement the four abstract methods."""
 
     #: texts x videos per scoring block at evaluation; None when blocks do not change scores.
     eval_block: int | None = None
-
-    def __init__(self, encoder: VideoTextEncoder, gather_grad: str = "local") -> None:
-        super().__init__()
-        self.encoder = encoder
-        self.gather_grad = gather_grad
 
     def encode_text(self, ids: torch.Tensor, mask: torch.Tensor) -> Features:
         """Per-caption features from ids/mask (B, L); every value is batch-first."""
@@ -58,16 +39,6 @@ class RetrievalModel(nn.Module):
     def loss(self, text: Features, video: Features) -> torch.Tensor:
         """Training loss on the global batch (text i matches video i)."""
         raise NotImplementedError
-
-    @property
-    def logit_scale(self) -> torch.Tensor:
-        """exp of the learnt log-scale, as used on training logits."""
-        return self.encoder.logit_scale.exp()
-
-    def clamp_logit_scale(self) -> None:
-        """Keep the learnt log-scale at most ln(100) (done after every optimizer step)."""
-        with torch.no_grad():
-            self.encoder.logit_scale.clamp_(max=MAX_LOGIT_SCALE)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Training loss of a local batch, with features gathered over processes."""

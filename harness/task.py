@@ -15,6 +15,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
 from harness.config import Config
+from harness.schema import OPTIONAL_FIELDS, SKIPPED_VIDEOS, SampleRow
 
 
 @dataclass
@@ -22,15 +23,28 @@ class EvalOutput:
     """What one evaluation produced.
 
     ``metrics`` goes to results.json as is; ``samples`` are one dict per evaluated query;
-    ``extra`` holds further top-level results.json fields (e.g. post-processed metrics);
+    ``num_samples`` counts the evaluated items by kind; ``metrics_postprocessed`` maps a
+    post-processing name to metrics shaped like ``metrics``; ``baselines`` maps a trivial
+    predictor's name to its metrics; ``skipped_videos`` lists the unreadable videos left out;
     ``notes`` are lines printed under the console table and stored in results.json.
     """
 
     metrics: dict[str, Any]
-    samples: list[dict[str, Any]]
+    samples: list[SampleRow]
     num_samples: dict[str, int]
-    extra: dict[str, Any] = field(default_factory=dict)
+    metrics_postprocessed: dict[str, Any] = field(default_factory=dict)
+    baselines: dict[str, Any] = field(default_factory=dict)
+    skipped_videos: list[Any] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+    def optional_fields(self) -> dict[str, Any]:
+        """The optional results.json fields this evaluation has, by name: the non-empty ones, and
+        always the list of skipped videos (empty when none was skipped)."""
+        return {
+            name: getattr(self, name)
+            for name in OPTIONAL_FIELDS
+            if getattr(self, name) or name == SKIPPED_VIDEOS
+        }
 
 
 class Task:
@@ -41,8 +55,10 @@ class Task:
     def __init__(self, config: Config) -> None:
         self.config = config
 
-    def setup(self) -> None:
-        """Load annotations and build tokenizers (called on every process before the model)."""
+    def setup(self, train: bool = True) -> None:
+        """Load annotations, build tokenizers and settle the usable data of each split (called
+        on every process before the model). ``train`` is False for an evaluation-only run: the
+        training split is then not checked for unreadable videos."""
         raise NotImplementedError
 
     def build_model(self) -> nn.Module:

@@ -1,18 +1,23 @@
-"""Pieces every task builds the same way from the config: tokenizer, encoder, choice checks."""
+"""What every task builds the same way from the config: the dataset entry, its clip loader and
+usable data, tokenizer, encoder, the run's method, and the protocol facts of a run."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from harness.cache import FrameCache, cache_dir_for
-from harness.config import Config, check_choice
+from harness.config import Config, ConfigError, check_choice
 from harness.data import BAD_VIDEO_POLICIES, ClipSource, drop_bad_videos
 from harness.data_types import VideoTextPairs
 from harness.encoder import VideoTextEncoder, build_clip
 from harness.encoder.clip import OPENAI_SUFFIXES
+from harness.frame_cache import FrameCache, cache_dir_for
+from harness.registry import DATASETS, METHODS
+from harness.task import Task
 from harness.text import TextTokenizer, build_tokenizer
 
 CLIP_BPE = (
@@ -97,3 +102,68 @@ def train_dataloader(
         drop_last=True,
         num_workers=config["data"]["num_workers"],
     )
+
+
+def method_settings(config: Config) -> dict[str, Any]:
+    """The run's ``method`` section without its name: the method's keyword arguments."""
+    return {k: v for k, v in config["method"].items() if k != "name"}
+
+
+class VideoTask(Task):
+    """What the three tasks share: the dataset entry and its clip loader (:meth:`load_dataset`),
+    usable data under ``data.on_bad_video`` (:meth:`usable`), the run's method
+    (:meth:`build_model` with the task's :meth:`make_method`) and the common protocol facts."""
+
+    tokenizer: TextTokenizer
+
+    def load_dataset(self, protocol: type | None = None, lacking: str = "") -> Any:
+        """The dataset entry of ``config.dataset``, built; sets ``source`` (its clip loader).
+        With ``protocol`` (a runtime-checkable Protocol), an entry that does not implement it is
+        a one-line ConfigError: "dataset NAME ``lacking``"."""
+        self.dataset = DATASETS.get(self.config["dataset"])(self.config)
+        if protocol is not None and not isinstance(self.dataset, protocol):
+            raise ConfigError(f"dataset {self.config['dataset']!r} {lacking}")
+        self.source = clip_source(self.config, self.dataset.folder)
+        self.skipped: list[dict[str, str]] = []
+        return self.dataset
+
+    def usable(self, pairs: VideoTextPairs) -> VideoTextPairs:
+        """``pairs`` without unreadable videos under ``data.on_bad_video=skip`` (else as is);
+        the skipped files are added to ``skipped``."""
+        kept, skipped = drop_unreadable(self.config, pairs, self.source)
+        self.skipped += skipped
+        return kept
+
+    def build_model(self) -> nn.Module:
+        """The registered method ``method.name`` of this task on the shared encoder."""
+        encoder = build_encoder_for(self.config, self.tokenizer)
+        method_cls = METHODS.get(self.config["task"], self.config["method"]["name"])
+        return self.make_method(method_cls, encoder)
+
+    def make_method(self, method_cls: type[nn.Module], encoder: VideoTextEncoder) -> nn.Module:
+        """``method_cls`` built on ``encoder`` with the arguments this task gives its methods."""
+        raise NotImplementedError
+
+    def after_step(self, model: nn.Module) -> None:
+        model.clamp_logit_scale()
+
+    def skipped_notes(self) -> list[str]:
+        """The console line about skipped videos, if any were."""
+        if not self.skipped:
+            return []
+        return [f"skipped {len(self.skipped)} unreadable videos (listed in results.json)"]
+
+    def describe_clips(self) -> dict[str, Any]:
+        """Protocol facts every task records: split, frames, rate, resolution, sampling, frame
+        cache and encoder."""
+        data = self.config["data"]
+        return {
+            "split": self.config["eval"]["split"],
+            "max_frames": data["max_frames"],
+            "video_framerate": data["video_framerate"],
+            "image_size": data["image_size"],
+            "frame_sampling": "uniform",
+            "frame_cache": str(self.source.cache.cache_dir) if self.source.cache else None,
+            "encoder": self.config["encoder"]["pretrained"]
+            or f"random:{self.config['encoder']['size']}",
+        }

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from baselines.captioning_emcl import EMCLCaptioner
+from harness.decoding import beam_search, greedy_decode
 from harness.encoder import VideoTextEncoder, build_clip
 from harness.text import WordTokenizer
-from tasks.captioning import VideoCaptioner, beam_search, greedy_decode
 from tests.cli import read_results, run_cli
 
 SMALL = [
@@ -24,22 +25,22 @@ METRICS = {"BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr"}
 TOKENIZER = WordTokenizer.train(["a b c d e f g h i j k l m n o p"])
 
 
-def tiny_captioner(max_len: int) -> VideoCaptioner:
+def tiny_captioner(max_len: int) -> EMCLCaptioner:
     torch.manual_seed(0)
     clip = build_clip(
         None, "tiny", image_size=32, patch_size=16, vocab_size=TOKENIZER.vocab_size, sot_id=2,
         eot_id=3, pad_id=0,
     )  # fmt: skip
-    config = {
-        "method": {"agg_module": "seqTransf", "temporal_layers": 1},
-        "captioning": {
-            "max_len": max_len,
-            "decoder_layers": 1,
-            "dropout": 0.0,
-            "emcl": {"k": 4, "stage_num": 3, "momentum": 0.9, "lamd": 1.0, "beta": 1.0},
-        },
-    }
-    model = VideoCaptioner(VideoTextEncoder(clip), TOKENIZER.vocab_size, config).eval()
+    model = EMCLCaptioner(
+        VideoTextEncoder(clip),
+        TOKENIZER.vocab_size,
+        agg_module="seqTransf",
+        temporal_layers=1,
+        emcl={"k": 4, "stage_num": 3, "momentum": 0.9, "lamd": 1.0, "beta": 1.0},
+        decoder_layers=1,
+        dropout=0.0,
+        max_len=max_len,
+    ).eval()
     with torch.no_grad():  # peaked distributions that depend on the video: captions differ
         for weight in (model.embed.weight, *model.decoder.parameters()):
             weight.normal_(0, 0.5)
@@ -51,7 +52,7 @@ def test_beam_search_with_one_beam_is_greedy_decoding():
     pixels, mask = torch.randn(6, 4, 3, 32, 32), torch.ones(6, 4, dtype=torch.long)
     mask[0, 2:] = 0
     with torch.no_grad():
-        memory = model.encode_video(pixels, mask)
+        memory, mask = model.encode_video(pixels, mask)
         greedy = greedy_decode(model, memory, mask, TOKENIZER, 7)
         for penalty in (0.0, 1.0, 2.5):
             assert torch.equal(beam_search(model, memory, mask, TOKENIZER, 7, 1, penalty), greedy)

@@ -80,3 +80,107 @@ def test_unknown_method_is_one_line_before_any_training(tmp_path, data_root):
     assert result.stderr.count("\n") == 1 and "clip4clp" in result.stderr
     assert "clip4clip" in result.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("task", "column", "extra"),
+    [
+        ("qa", "accuracy", []),
+        ("captioning", "CIDEr", ["-o", "captioning.max_len=6", "-o", "captioning.beam_size=2"]),
+    ],
+)
+def test_compare_runs_the_plain_clip_baseline_beside_emcl(task, column, extra, data_root, tmp_path):
+    out = tmp_path / task
+    result = run_cli(
+        "--task", task, "--compare", "emcl,clip", "--data-root", str(data_root),
+        "--output-dir", str(out), *TINY, *extra,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = {m: read_results(out / m) for m in ("emcl", "clip")}
+    assert {m: r["method"] for m, r in records.items()} == {"emcl": "emcl", "clip": "clip"}
+    assert records["emcl"]["protocol"] == records["clip"]["protocol"]
+    assert records["emcl"]["training"]["steps"] == records["clip"]["training"]["steps"]
+    # the plain baseline has no temporal module and no EM settings of its own
+    assert "emcl" in records["emcl"]["config"]["method"]
+    assert set(records["clip"]["config"]["method"]) == {"name"}
+    table = json.loads((out / "compare.json").read_text())
+    index = table["columns"].index(column)
+    assert [row[0] for row in table["rows"]] == ["emcl", "clip"]
+    assert [row[index] for row in table["rows"]] == [
+        records[m]["metrics"][column] for m in ("emcl", "clip")
+    ]
+
+
+TINY_METHOD = '''
+"""A method made for a test: mean-pooled CLIP frames, cosine scores, symmetric cross-entropy."""
+
+import torch
+
+from harness.retrieval import RetrievalModel, symmetric_cross_entropy
+
+
+def unit(x):
+    return x / x.norm(dim=-1, keepdim=True)
+
+
+class MeanCosine(RetrievalModel):
+    def __init__(self, encoder, config):
+        super().__init__(encoder, config["train"]["gather_grad"])
+        self.sharpen = config["method"]["sharpen"]
+
+    def encode_text(self, ids, mask):
+        return {"t": unit(self.encoder.encode_text(ids, mask).sentence)}
+
+    def encode_video(self, pixels, video_mask):
+        frames = self.encoder.encode_frames(pixels).cls * video_mask.unsqueeze(-1)
+        return {"v": unit(frames.sum(1) / video_mask.sum(1, keepdim=True))}
+
+    def similarity(self, text, video):
+        return self.sharpen * text["t"] @ video["v"].t()
+
+    def loss(self, text, video):
+        return symmetric_cross_entropy(self.logit_scale * self.similarity(text, video))
+'''
+
+
+def test_a_method_from_one_new_file_and_one_registry_line_runs_in_compare(
+    tmp_path, data_root, monkeypatch
+):
+    import baselines  # noqa: F401  (the built-in methods)
+    import run
+    from harness.registry import METHODS
+
+    (tmp_path / "mean_cosine.py").write_text(TINY_METHOD)
+    (tmp_path / "mean_cosine.yaml").write_text("method:\n  name: mean_cosine\n  sharpen: 1.0\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry = METHODS.of("retrieval")
+    METHODS.register(
+        "retrieval", "mean_cosine", "mean_cosine:MeanCosine", config=tmp_path / "mean_cosine.yaml"
+    )
+    try:
+        out = tmp_path / "compare"
+        status = run.main(
+            [
+                "--task", "retrieval", "--compare", "mean_cosine,emcl", "--data-root",
+                str(data_root), "--output-dir", str(out), *TINY,
+            ]
+        )  # fmt: skip
+    finally:
+        registry._entries.pop("mean_cosine")
+    assert status == 0
+    record = read_results(out / "mean_cosine")
+    assert record["method"] == "mean_cosine" and record["config"]["method"]["sharpen"] == 1.0
+    assert record["protocol"] == read_results(out / "emcl")["protocol"]
+    assert 0.0 <= record["metrics"]["t2v"]["R@1"] <= 100.0
+    table = json.loads((out / "compare.json").read_text())
+    assert [row[0] for row in table["rows"]] == ["mean_cosine", "emcl"]
+
+
+def test_best_value_of_each_metric_column_follows_its_direction():
+    import tasks  # noqa: F401  (registers the result specs)
+    from harness.compare import best_cells
+
+    columns = ["method", "t2v R@1", "t2v MdR", "train min"]
+    rows = [["a", 20.0, 4.0, 1.0], ["b", 25.0, 5.0, 0.5], ["c", 25.0, 3.0, 2.0]]
+    # R@1: highest wins (a tie marks both); MdR: lowest wins; train minutes are no metric
+    assert best_cells("retrieval", columns, rows) == {(1, 1), (2, 1), (2, 2)}

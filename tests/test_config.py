@@ -121,3 +121,23 @@ def test_dataset_layer_for_one_task_sets_only_that_tasks_schedule():
     assert epochs("--task", "qa") == 2
     assert epochs("--task", "captioning") == 2
     assert epochs("--task", "qa", "-o", "train.epochs=4") == 4
+
+
+def test_each_method_of_each_task_brings_its_own_yaml():
+    import baselines  # noqa: F401  (registers the methods run.py resolves)
+    import tasks  # noqa: F401
+    from run import parse_args, resolve_config
+
+    def method(*argv: str) -> dict:
+        return resolve_config(parse_args(list(argv)))["method"]
+
+    qa = method("--task", "qa")
+    assert qa["name"] == "emcl" and qa["emcl"]["k"] == 16 and qa["agg_module"] == "seqTransf"
+    assert qa["temporal_layers"] == 2  # synthvtt's dataset layer tunes a knob the method has
+    assert method("--task", "captioning")["emcl"]["k"] == 8
+    assert method("--task", "retrieval")["k"] == 32
+    # a dataset layer never adds a knob the method does not have
+    assert method("--task", "qa", "--method", "clip") == {"name": "clip"}
+    assert method("--task", "retrieval", "--method", "clip4clip")["temporal_layers"] == 2
+    with pytest.raises(ConfigError, match="unknown config key 'method.k'"):
+        method("--task", "qa", "--method", "clip", "-o", "method.k=3")
