@@ -15,10 +15,12 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent
 LEADERBOARDS = REPO / "leaderboards"
+RANK_0_GRACE_S = 2.0  # how long other processes wait after a user error (see main)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -92,7 +94,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def resolve_config(args: argparse.Namespace) -> dict:
     """The run's config from the registry entries' yamls and the command line (see
-    :func:`harness.config.resolve_config` for the layers)."""
+    :func:`harness.config.resolve_config` for the layers).
+
+    With a checkpoint to evaluate or resume (:func:`checkpoint_of`) the names and the
+    ``config.yaml`` of its run come first: a name given that differs from the run's, a model key
+    changed on ``--eval-only`` or a key ``--resume`` does not apply is a one-line ConfigError.
+    """
+    from harness.checkpoints import saved_config
+    from harness.config import load_yaml
     from harness.config import resolve_config as layered
     from tasks import BASE_CONFIG
 
@@ -101,22 +110,59 @@ def resolve_config(args: argparse.Namespace) -> dict:
         settings["data.root"] = str(args.data_root)
     if args.video_root and not args.prepare:
         settings["data.video_root"] = str(args.video_root)
-    saved = None
-    if args.eval_only and args.checkpoint:
-        saved = _run_folder(args.checkpoint) / "config.yaml"
-    return layered(
+    given = {"task": args.task, "dataset": args.dataset, "method.name": args.method}
+    checkpoint = checkpoint_of(args)
+    saved = saved_config(checkpoint) if checkpoint is not None else None
+    if saved is not None:
+        given = _names_of_saved_run(given, load_yaml(saved), saved)
+    config = layered(
         BASE_CONFIG,
-        {"task": args.task, "dataset": args.dataset, "method.name": args.method},
+        given,
         user_path=args.config,
         overrides=args.overrides,
         saved_path=saved,
         settings=settings,
     )
+    if checkpoint is not None:
+        check_against_checkpoint(config, checkpoint, args.eval_only)
+    return config
 
 
-def _run_folder(checkpoint: Path) -> Path:
-    """The run folder of a checkpoint path (a run folder or one of its checkpoints)."""
-    return checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint
+def _names_of_saved_run(given: dict, saved: dict, source: Path) -> dict:
+    """The task, dataset and method names of the saved run; a name given on the command line
+    must be the same (another method or task would not fit its weights)."""
+    from harness.config import ConfigError, get_key
+
+    names = {}
+    for key, value in given.items():
+        names[key] = get_key(saved, key)
+        if value and value != names[key]:
+            flag = "--" + key.removesuffix(".name")
+            raise ConfigError(
+                f"{flag} {value} differs from the run of the checkpoint ({source}: {key} "
+                f"{names[key]}): drop {flag}, the checkpoint's run sets it"
+            )
+    return names
+
+
+def check_against_checkpoint(config: dict, checkpoint: Path, eval_only: bool) -> None:
+    """Refuse, in one line, a change of ``config`` against the run of ``checkpoint`` that the
+    evaluation (a model key) or the resume (a key it does not apply) cannot honour."""
+    from harness.checkpoints import (
+        config_changes,
+        refuse_model_changes,
+        refuse_resume_changes,
+        saved_config,
+    )
+    from harness.config import load_yaml
+    from harness.registry import TASKS
+
+    saved = saved_config(checkpoint)
+    changes = config_changes(load_yaml(saved), config)
+    if eval_only:
+        refuse_model_changes(changes, TASKS.get(config["task"]).model_keys, saved)
+    else:
+        refuse_resume_changes(changes, saved)
 
 
 def prepare_dataset(config: dict, args: argparse.Namespace) -> int:
@@ -157,8 +203,12 @@ def list_registered() -> None:
         print(f"  {name:<14} {text}")
 
 
-def run_one(config: dict, args: argparse.Namespace, output_dir: Path, resume: bool) -> dict:
-    """Train (unless --eval-only) and evaluate one config into ``output_dir``; the record."""
+def run_one(
+    config: dict, args: argparse.Namespace, output_dir: Path, checkpoint: Path | None
+) -> dict:
+    """Train (unless --eval-only) and evaluate one config into ``output_dir``; ``checkpoint``
+    is the one evaluated (--eval-only) or resumed (None: train from step 0). Returns the
+    record."""
     from harness.engine import RunRequest, make_accelerator, run
     from harness.registry import TASKS
 
@@ -166,8 +216,7 @@ def run_one(config: dict, args: argparse.Namespace, output_dir: Path, resume: bo
     request = RunRequest(
         output_dir=output_dir,
         eval_only=args.eval_only,
-        checkpoint=args.checkpoint,
-        resume=resume,
+        checkpoint=checkpoint,
         mixed_precision=args.mixed_precision,
     )
     task = TASKS.get(config["task"])(config)
@@ -184,8 +233,9 @@ def compare_methods(args: argparse.Namespace) -> int:
     """
     from accelerate import PartialState
 
+    from harness.checkpoints import resume_checkpoint
     from harness.compare import finished_record, parse_methods, print_compare, write_compare
-    from harness.engine import completed_checkpoints, default_output_dir
+    from harness.engine import default_output_dir
     from harness.errors import UsageError
 
     if args.method or args.eval_only:
@@ -203,9 +253,10 @@ def compare_methods(args: argparse.Namespace) -> int:
     for method, config in configs.items():
         out = folder / method
         done = finished_record(out) if args.resume else None
-        records[method] = done or run_one(
-            config, args, out, resume=args.resume and bool(completed_checkpoints(out))
-        )
+        checkpoint = resume_checkpoint(out) if args.resume and not done else None
+        if checkpoint is not None:
+            check_against_checkpoint(config, checkpoint, eval_only=False)
+        records[method] = done or run_one(config, args, out, checkpoint)
     if PartialState().is_main_process:
         write_compare(folder, records)
         print_compare(records)
@@ -232,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import baselines  # noqa: F401  (registers methods)
     import tasks  # noqa: F401  (registers tasks and datasets)
-    from harness.errors import UsageError, UserError
+    from harness.errors import UserError
 
     if args.list:
         list_registered()
@@ -248,34 +299,82 @@ def main(argv: list[str] | None = None) -> int:
             written = regenerate(args.leaderboard_dir, runs, LEADERBOARDS / "reported.yaml")
             print(f"wrote {len(written)} files to {args.leaderboard_dir}")
             return 0
+        from harness.checkpoints import check_unused
         from harness.config import to_yaml
-        from harness.engine import default_output_dir
 
+        check_flags(args)
+        checkpoint = checkpoint_of(args)
+        if args.output_dir and not (args.resume or args.show_config or args.prepare):
+            check_unused(args.output_dir)
         config = resolve_config(args)
         if args.show_config:
             print(to_yaml(config), end="")
             return 0
         if args.prepare:
             return prepare_dataset(config, args)
-        if args.eval_only and not args.checkpoint:
-            raise UsageError("--eval-only needs --checkpoint PATH (a run folder or checkpoint)")
-        if args.resume and not args.output_dir:
-            raise UsageError("--resume needs --output-dir DIR (the run folder to continue)")
         if args.compare:
             return compare_methods(args)
-        name = f"{config['task']}-{config['dataset']}-{config['method']['name']}"
-        output_dir = args.output_dir or (
-            _run_folder(args.checkpoint) / "eval"
-            if args.eval_only
-            else default_output_dir(Path(config["output_root"]), name)
-        )
-        run_one(config, args, output_dir, resume=args.resume)
+        run_one(config, args, args.output_dir or default_run_folder(config, checkpoint), checkpoint)
     except UserError as exc:
         if os.environ.get("EMCL_BENCH_TRACEBACK"):
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        # Every process of a multi-process launch meets the same error: rank 0 prints it. The
+        # launcher stops all processes once one exits, so the others give rank 0 time to print.
+        if os.environ.get("RANK", "0") == "0":
+            print(f"error: {exc}", file=sys.stderr)
+        else:
+            time.sleep(RANK_0_GRACE_S)
         return 2
     return 0
+
+
+def check_flags(args: argparse.Namespace) -> None:
+    """Refuse, in one line, flags that do not go together."""
+    from harness.errors import UsageError
+
+    if args.eval_only and not args.checkpoint:
+        raise UsageError("--eval-only needs --checkpoint PATH (a run folder or checkpoint)")
+    if args.checkpoint and not args.eval_only:
+        raise UsageError(
+            "--checkpoint goes with --eval-only; to continue a run use --resume --output-dir RUN"
+        )
+    if args.resume and not args.output_dir:
+        raise UsageError("--resume needs --output-dir DIR (the run folder to continue)")
+    if args.resume and args.eval_only:
+        raise UsageError("--resume continues training, --eval-only evaluates: pass one of them")
+
+
+def checkpoint_of(args: argparse.Namespace) -> Path | None:
+    """The checkpoint of the run: the one --eval-only evaluates, or the one --resume continues
+    (None when the run folder has none yet, or for a new run). Checked before anything else, so
+    a wrong path costs no data generation and creates nothing."""
+    from harness.checkpoints import latest_checkpoint, resume_checkpoint
+
+    if args.eval_only:
+        return latest_checkpoint(args.checkpoint)
+    if args.resume and not args.compare:
+        return resume_checkpoint(args.output_dir)
+    return None
+
+
+def default_run_folder(config: dict, checkpoint: Path | None) -> Path:
+    """The run folder when --output-dir is not given: ``<output_root>/<task>-<dataset>-<method>-
+    <time>`` for training; for --eval-only ``eval/`` in the checkpoint's run folder, or
+    ``eval-2/``, ``eval-3/``... when that is taken (a finished evaluation is never overwritten)."""
+    from harness.checkpoints import run_folder_of
+    from harness.engine import default_output_dir
+
+    if checkpoint is None:
+        name = f"{config['task']}-{config['dataset']}-{config['method']['name']}"
+        return default_output_dir(Path(config["output_root"]), name)
+    run_folder = run_folder_of(checkpoint)
+    names = ("eval", *(f"eval-{n}" for n in range(2, 10_000)))
+    return next(f for n in names if _is_empty(f := run_folder / n))
+
+
+def _is_empty(folder: Path) -> bool:
+    """Whether ``folder`` is missing or holds nothing."""
+    return not folder.is_dir() or next(folder.iterdir(), None) is None
 
 
 if __name__ == "__main__":

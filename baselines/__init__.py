@@ -1,7 +1,9 @@
 """Methods, registered per task (lazy: nothing heavy is imported until used).
 
 A new method is one module in this package plus one line here; its default settings are
-``configs/<task>/<name>.yaml`` beside this file (the ``method:`` section it reads).
+``configs/<task>/<name>.yaml`` beside this file (the ``method:`` section it reads), and the range
+and choice rules of those settings a tuple in ``checks.py`` (light: checked when the config is
+resolved).
 """
 
 from pathlib import Path
@@ -11,8 +13,15 @@ from harness.registry import METHODS
 CONFIGS = Path(__file__).resolve().parent / "configs"
 
 
-def _method(task: str, name: str, target: str, help: str) -> None:
-    METHODS.register(task, name, target, help=help, config=CONFIGS / task / f"{name}.yaml")
+def _method(task: str, name: str, target: str, help: str, checks: str | None = None) -> None:
+    METHODS.register(
+        task,
+        name,
+        target,
+        help=help,
+        config=CONFIGS / task / f"{name}.yaml",
+        checks=f"baselines.checks:{checks}" if checks else None,
+    )
 
 
 _method(
@@ -20,36 +29,42 @@ _method(
     "emcl",
     "baselines.emcl_net:EMCLNet",
     "EMCL-Net: text-conditioned frame pooling + EM bases (NeurIPS 2022)",
+    checks="EMCL_RETRIEVAL",
 )
 _method(
     "retrieval",
     "clip4clip",
     "baselines.clip4clip:CLIP4Clip",
     "CLIP4Clip: meanP/seqLSTM/seqTransf pooling or tightTransf cross encoder",
+    checks="CLIP4CLIP",
 )
 _method(
     "retrieval",
     "xclip",
     "baselines.xclip:XCLIP",
     "X-CLIP: multi-grained contrast, attention over similarity matrices (ACM MM 2022)",
+    checks="XCLIP",
 )
 _method(
     "retrieval",
     "drl",
     "baselines.drl:DRL",
     "DRL: weighted token-wise interaction + channel decorrelation (CDCR)",
+    checks="DRL",
 )
 _method(
     "retrieval",
     "hmmc",
     "baselines.hmmc:HMMC",
     "HMMC: hierarchical video/frame matching, momentum contrast",
+    checks="HMMC",
 )
 _method(
     "qa",
     "emcl",
     "baselines.qa_emcl:EMCLQA",
     "EMCL-QA: temporal module, attention pooling, EM step in the contrastive term",
+    checks="EMCL_VIDEO",
 )
 _method(
     "qa",
@@ -62,6 +77,7 @@ _method(
     "emcl",
     "baselines.captioning_emcl:EMCLCaptioner",
     "EMCL encoder: temporal module + per-video EM step, transformer decoder",
+    checks="EMCL_VIDEO",
 )
 _method(
     "captioning",

@@ -31,14 +31,13 @@ from collections.abc import Mapping
 import torch
 
 from baselines.checkpoints import TEMPORAL_KEYS, is_cross_key, load_reference_cross
+from baselines.checks import SIM_HEADERS
 from baselines.common import build_cross_encoder, build_temporal, mean_pooled_video, normalize
 from baselines.emcl_plugin import build_global_emcl, mix_globals
 from harness.config import Config, ConfigError, check_choice
 from harness.encoder import VideoTextEncoder
 from harness.retrieval import Features, RetrievalModel, symmetric_cross_entropy
-from harness.temporal import AGGREGATORS, load_reference_temporal_state
-
-SIM_HEADERS = (*AGGREGATORS, "tightTransf")
+from harness.temporal import load_reference_temporal_state
 
 
 class CLIP4Clip(RetrievalModel):

@@ -51,6 +51,7 @@ from baselines.checkpoints import (
     load_openai_clip,
     load_reference_cross,
 )
+from baselines.checks import CDCR_VARIANTS, INTERACTIONS, WTI_ARCHS
 from baselines.common import build_cross_encoder, build_temporal, mean_pooled_video, normalize
 from baselines.emcl_plugin import build_global_emcl
 from harness.config import Config, ConfigError
@@ -59,9 +60,6 @@ from harness.encoder import CheckpointError, VideoTextEncoder
 from harness.retrieval import Features, RetrievalModel, symmetric_cross_entropy
 from harness.temporal import load_reference_temporal_state
 
-INTERACTIONS = ("dp", "ti", "wti", "xti")
-WTI_ARCHS = (1, 2, 3)
-CDCR_VARIANTS = (0, 1, 2, 3)
 # The reference draws one random token/frame index per sample as randint(0, 10000) % count.
 _RANDOM_INDEX_RANGE = 10000
 # The reference's cross-embedding dropout (hidden_dropout_prob; it has no flag).

@@ -17,10 +17,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from baselines.checks import EMCL_MODES
 from baselines.common import build_emcl
 from harness.config import check_choice
-
-EMCL_MODES = ("off", "inference", "joint")
 
 
 def emcl_mode(method: Mapping[str, Any]) -> str:

@@ -153,16 +153,6 @@ def check_choice(key: str, value: Any, choices: Sequence[Any]) -> None:
         )
 
 
-def check_positive_int(key: str, value: Any, optional: bool = False) -> None:
-    """Raise a one-line ConfigError unless ``value`` of ``key`` is an int >= 1 (or None when
-    ``optional``)."""
-    if optional and value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        what = "null or a positive integer" if optional else "a positive integer"
-        raise ConfigError(f"config key {key!r} must be {what}, got {value!r}")
-
-
 def get_key(config: Config, dotted: str) -> Any:
     """Read ``config[a][b]`` for ``dotted = "a.b"``."""
     node: Any = config
@@ -250,8 +240,13 @@ def resolve_config(
     keys set by command-line flags, e.g. ``{"data.root": ...}``) <- ``overrides`` (``-o``).
 
     The yamls are the ones the registry entries own; ``given`` holds the names from the command
-    line (see :func:`resolve_names`). Unknown names raise a one-line ``UnknownNameError``.
+    line (see :func:`resolve_names`). Unknown names raise a one-line ``UnknownNameError``. The
+    result is checked against the range and choice rules of the harness and of the task, dataset
+    and method entries (:mod:`harness.config_checks`), so a bad value is a one-line
+    ``ConfigError`` before anything is generated, loaded or trained on.
     """
+    # imported here: harness.config_checks imports this module (ConfigError, get_key)
+    from harness.config_checks import HARNESS, check_config
     from harness.registry import DATASETS, METHODS, TASKS
 
     base = load_yaml(base_path)
@@ -272,4 +267,7 @@ def resolve_config(
     config = apply_user(config, user, str(user_path))
     for key, value in (settings or {}).items():
         set_key(config, key, value, source="the command line")
-    return apply_overrides(config, overrides)
+    config = apply_overrides(config, overrides)
+    entries = (task_entry, dataset_entry, method_entry)
+    check_config(config, HARNESS + tuple(r for entry in entries for r in entry.rules()))
+    return config

@@ -20,7 +20,7 @@ import torch
 import torch.distributed as dist
 import torch.distributed.nn.functional as dist_fn
 
-GATHER_MODES = ("local", "sum")
+from harness.config_checks import GATHER_MODES
 
 
 def world_size() -> int:

@@ -1,16 +1,19 @@
-"""The Accelerate train/eval loop: optimizer, schedule, checkpoints, resume, results files."""
+"""The Accelerate train/eval loop: optimizer, schedule, checkpoints every few steps, exact resume,
+results files, progress output."""
 
 from __future__ import annotations
 
-import json
-import shutil
+import itertools
+import math
 import time
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
+from accelerate.data_loader import skip_first_batches
 from accelerate.utils import broadcast_object_list, set_seed
 from rich.console import Console
 from rich.progress import (
@@ -22,65 +25,43 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from safetensors.torch import load_file
+from torch.utils.data import DataLoader
 
 from harness import results, schema
-from harness.config import Config, to_yaml
-from harness.errors import UserError
+from harness.checkpoints import (
+    CHECKPOINTS,
+    CONFIG_FILE,
+    MODEL_FILE,
+    RunError,
+    TrainerState,
+    check_files,
+    config_changes,
+    kill_point_for_tests,
+    save_checkpoint,
+)
+from harness.config import Config, load_yaml, to_yaml
 from harness.optim import build_optimizer
 from harness.task import Task
 
-CHECKPOINTS = "checkpoints"
-TRAINER_STATE = "trainer_state.json"
-MODEL_FILE = "model.safetensors"
-
-
-class RunError(UserError, RuntimeError):
-    """A problem with the run's folders or checkpoints; the message is one line."""
+# With stdout not a terminal, a progress line at least this often (and at the first and last step)
+PLAIN_PROGRESS_EVERY_S = 30.0
 
 
 @dataclass
 class RunRequest:
-    """What the command line asked for."""
+    """What the command line asked for. ``checkpoint``: with ``eval_only`` the checkpoint folder
+    to evaluate; otherwise the one training resumes from (None: training starts at step 0)."""
 
     output_dir: Path
     eval_only: bool = False
     checkpoint: Path | None = None
-    resume: bool = False
     mixed_precision: str = "no"
-
-
-def completed_checkpoints(run_folder: Path) -> list[Path]:
-    """The run folder's finished ``checkpoints/epoch_N`` folders (those with their trainer state,
-    written last), oldest first; empty when there is none."""
-    return sorted(
-        (
-            p
-            for p in (Path(run_folder) / CHECKPOINTS).glob("epoch_*")
-            if (p / TRAINER_STATE).is_file()
-        ),
-        key=lambda p: int(p.name.split("_")[1]),
-    )
-
-
-def latest_checkpoint(path: Path) -> Path:
-    """The checkpoint folder to load from ``path``: a checkpoint folder itself, or a run folder
-    (its newest ``checkpoints/epoch_N``)."""
-    path = Path(path)
-    if (path / MODEL_FILE).is_file():
-        return path
-    epochs = completed_checkpoints(path)
-    if not epochs:
-        raise RunError(
-            f"no checkpoint in {path}: expected {path / CHECKPOINTS}/epoch_N/{MODEL_FILE} "
-            "(a run folder written by `run.py --output-dir`) or a checkpoint folder"
-        )
-    return epochs[-1]
 
 
 def default_output_dir(root: Path, name: str) -> Path:
     """``root/name-YYYYmmdd-HHMMSS``, chosen on the main process and shared with all processes."""
     stamp = [time.strftime("%Y%m%d-%H%M%S")]
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
+    if PartialState().num_processes > 1:
         broadcast_object_list(stamp)
     return Path(root) / f"{name}-{stamp[0]}"
 
@@ -91,28 +72,37 @@ def make_accelerator(config: Config, mixed_precision: str) -> Accelerator:
         mixed_precision=mixed_precision,
         gradient_accumulation_steps=config["train"]["grad_accum"],
         cpu=not torch.cuda.is_available(),
+        # The loop steps the schedule once per optimizer step. Accelerate's own stepping would
+        # step it once per process, as if each process's loader took a whole train.batch_size,
+        # while here train.batch_size is the global batch, split over the processes.
+        step_scheduler_with_optimizer=False,
     )
 
 
 def run(config: Config, task: Task, request: RunRequest, accelerator: Accelerator) -> dict:
-    """Train (unless eval-only) and evaluate ``task``; writes the run folder, returns the record."""
+    """Train (unless eval-only; from ``request.checkpoint`` when resuming) and evaluate
+    ``task``; writes the run folder (checkpoints, then config.yaml and the records), returns the
+    record."""
     started = time.perf_counter()
     set_seed(config["seed"])
     console = Console()
+    saved = None
+    if request.checkpoint is not None:
+        saved = check_files(request.checkpoint, not request.eval_only, accelerator.process_index)
+        task.use_checkpoint(request.checkpoint)
+    # the dataset entry may generate or download its files here (synthvtt: first use)
+    _phase(accelerator, f"data: setting up {config['dataset']} for {config['task']}")
     task.setup(train=not request.eval_only)
+    _phase(accelerator, f"data: ready after {time.perf_counter() - started:.1f} s")
     model = task.build_model()
     out = request.output_dir
-    if accelerator.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
-        results.atomic_write_text(out / "config.yaml", to_yaml(config))
     timings: dict[str, float] = {}
     if request.eval_only:
-        checkpoint = latest_checkpoint(request.checkpoint)
-        model.load_state_dict(load_file(checkpoint / MODEL_FILE))
-        model = accelerator.prepare(model)
-        trained = {"checkpoint": str(checkpoint)}
+        model = accelerator.prepare(_load_weights(model, request.checkpoint))
+        trained = {"checkpoint": str(request.checkpoint), "steps": saved.global_step}
     else:
-        model, trained = _train(config, task, model, request, accelerator, console, timings)
+        model, trained = _train(config, task, model, request, saved, accelerator, timings)
+    _phase(accelerator, f"evaluate: split {config['eval']['split']}")
     t0 = time.perf_counter()
     unwrapped = accelerator.unwrap_model(model)
     unwrapped.eval()
@@ -140,6 +130,7 @@ def run(config: Config, task: Task, request: RunRequest, accelerator: Accelerato
     }
     schema.check_record(record)
     if accelerator.is_main_process:
+        results.atomic_write_text(out / CONFIG_FILE, to_yaml(config))
         results.write_run(out, record, evaluation.samples)
         results.print_metrics_table(record, console)
         console.print(f"results written to {out / 'results.json'}")
@@ -147,28 +138,74 @@ def run(config: Config, task: Task, request: RunRequest, accelerator: Accelerato
     return record
 
 
+def _load_weights(model: torch.nn.Module, checkpoint: Path) -> torch.nn.Module:
+    """``model`` with the weights of ``checkpoint`` (files checked before)."""
+    model.load_state_dict(load_file(checkpoint / MODEL_FILE))
+    return model
+
+
+@dataclass
+class _Training:
+    """The prepared objects of one training run, and where it writes its checkpoints."""
+
+    config: Config
+    task: Task
+    accelerator: Accelerator
+    model: torch.nn.Module
+    optimizer: Any
+    scheduler: Any
+    loader: DataLoader
+    out: Path
+
+
 def _train(
     config: Config,
     task: Task,
     model: torch.nn.Module,
     request: RunRequest,
+    saved: TrainerState | None,
     accelerator: Accelerator,
-    console: Console,
     timings: dict[str, float],
 ) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Train from step 0, or from checkpoint ``request.checkpoint`` (whose state is ``saved``)
+    exactly as the run it resumes would have continued; returns the model and the record's
+    ``training`` field."""
+    training, steps_per_epoch = _prepare(config, task, model, accelerator, request.output_dir)
+    total_steps = steps_per_epoch * config["train"]["epochs"]
+    start = TrainerState(0, 0, 0, total_steps, accelerator.num_processes, request.mixed_precision)
+    trained: dict[str, Any] = {"resumed": saved is not None}
+    if saved is not None:
+        # read now: the checkpoint may be deleted once newer ones are complete
+        changes = config_changes(load_yaml(request.checkpoint / CONFIG_FILE), config)
+        trained["resumed_from"] = {"checkpoint": str(request.checkpoint), "step": saved.global_step}
+        trained["applied_on_resume"] = {key: list(pair) for key, pair in changes.items()}
+        start = _resume(training, request, saved, total_steps)
+    _phase(accelerator, _train_phase(request, start, steps_per_epoch, config))
+    t0 = time.perf_counter()
+    with _progress(accelerator, total_steps, steps_per_epoch, start.global_step) as progress:
+        end = _epochs(training, start, progress)
+    timings["train_s"] = round(time.perf_counter() - t0, 2)
+    return training.model, {
+        "epochs": config["train"]["epochs"],
+        "steps": end.global_step,
+        "steps_per_epoch": steps_per_epoch,
+        "final_loss": end.loss,
+        **trained,
+    }
+
+
+def _prepare(
+    config: Config, task: Task, model: torch.nn.Module, accelerator: Accelerator, out: Path
+) -> tuple[_Training, int]:
+    """The task's loader, the optimizer and its schedule, prepared by Accelerate; with the
+    optimizer steps of one epoch."""
     train_cfg = config["train"]
-    per_process = train_cfg["batch_size"] // accelerator.num_processes
-    if per_process < 1 or train_cfg["batch_size"] % accelerator.num_processes:
-        raise RunError(
-            f"train.batch_size {train_cfg['batch_size']} must be a multiple of the "
-            f"{accelerator.num_processes} processes"
-        )
-    loader, sampler = task.train_loader(per_process)
+    per_process = _per_process_batch(train_cfg["batch_size"], accelerator.num_processes)
     # after prepare the loader yields this process's share of the batches
-    loader = accelerator.prepare(loader)
-    steps_per_epoch = len(loader) // train_cfg["grad_accum"]
-    total_steps = steps_per_epoch * train_cfg["epochs"]
-    if total_steps < 1:
+    loader = accelerator.prepare(task.train_loader(per_process))
+    # Accelerate ends every epoch with an optimizer step, a partial accumulation included
+    steps_per_epoch = math.ceil(len(loader) / train_cfg["grad_accum"])
+    if steps_per_epoch < 1:
         raise RunError(
             f"training set gives no full batch of train.batch_size {train_cfg['batch_size']}: "
             "lower the batch size"
@@ -180,79 +217,245 @@ def _train(
         coef_lr=train_cfg["coef_lr"],
         weight_decay=train_cfg["weight_decay"],
         warmup=train_cfg["warmup_proportion"],
-        total_steps=total_steps,
+        total_steps=steps_per_epoch * train_cfg["epochs"],
     )
     prepared = accelerator.prepare(model, optimizer, *([scheduler] if scheduler else []))
-    model, optimizer = prepared[:2]
     scheduler = prepared[2] if scheduler else None
-    start_epoch, global_step = 0, 0
-    if request.resume:
-        checkpoint = latest_checkpoint(request.output_dir)
-        accelerator.load_state(str(checkpoint))
-        state = json.loads((checkpoint / TRAINER_STATE).read_text())
-        start_epoch, global_step = state["epoch"], state["global_step"]
-        console.print(f"resumed from {checkpoint} (epoch {start_epoch}, step {global_step})")
-    t0 = time.perf_counter()
-    losses: list[float] = []
-    with _progress(accelerator) as progress:
-        bar = progress.add_task("train", total=total_steps, completed=global_step, loss=0.0, lr=0.0)
-        for epoch in range(start_epoch, train_cfg["epochs"]):
-            model.train()
-            if sampler is not None and hasattr(sampler, "set_epoch"):
-                sampler.set_epoch(epoch)
-            for batch in loader:
-                with accelerator.accumulate(model):
-                    with accelerator.autocast():
-                        loss = task.training_loss(model, batch)
-                    accelerator.backward(loss)
-                    if accelerator.sync_gradients:
-                        accelerator.clip_grad_norm_(model.parameters(), train_cfg["grad_clip"])
-                    optimizer.step()
-                    if scheduler is not None:
-                        scheduler.step()
-                    optimizer.zero_grad()
-                if accelerator.sync_gradients:
-                    global_step += 1
-                    task.after_step(accelerator.unwrap_model(model))
-                    losses.append(float(loss.detach()))
-                    lr = max(group["lr"] for group in optimizer.param_groups)
-                    progress.update(bar, advance=1, loss=losses[-1], lr=lr)
-            _save_checkpoint(accelerator, request.output_dir, epoch + 1, global_step)
-    timings["train_s"] = round(time.perf_counter() - t0, 2)
-    trained = {
-        "epochs": train_cfg["epochs"],
-        "steps": global_step,
-        "steps_per_epoch": steps_per_epoch,
-        "final_loss": losses[-1] if losses else None,
-        "resumed": request.resume,
-    }
-    return model, trained
+    training = _Training(config, task, accelerator, *prepared[:2], scheduler, loader, out)
+    return training, steps_per_epoch
 
 
-def _save_checkpoint(accelerator: Accelerator, out: Path, epoch: int, step: int) -> None:
-    """Save into a hidden partial folder, then rename: a killed run never leaves a half
-    checkpoint that ``latest_checkpoint`` would pick."""
-    folder = out / CHECKPOINTS / f"epoch_{epoch}"
-    partial = out / CHECKPOINTS / f".epoch_{epoch}.partial"
-    accelerator.save_state(str(partial))
-    if accelerator.is_main_process:
-        state = {"epoch": epoch, "global_step": step}
-        results.atomic_write_text(partial / TRAINER_STATE, json.dumps(state) + "\n")
-        if folder.exists():
-            shutil.rmtree(folder)
-        partial.rename(folder)
-    accelerator.wait_for_everyone()
+def _epochs(
+    training: _Training, start: TrainerState, progress: _PlainProgress | _RichProgress
+) -> TrainerState:
+    """Run the epochs from ``start`` on, with a checkpoint every ``train.checkpoint_every``
+    optimizer steps and at every epoch end; returns the state after the last step."""
+    state = start
+    every = training.config["train"]["checkpoint_every"]
+    training.model.train()
+    for epoch in range(start.epoch, training.config["train"]["epochs"]):
+        skip = start.batches_done if epoch == start.epoch else 0
+        for done, batch in enumerate(_epoch_batches(training.loader, epoch, skip), start=skip + 1):
+            loss = _step(training, batch)
+            if not training.accelerator.sync_gradients:
+                continue
+            training.task.after_step(training.accelerator.unwrap_model(training.model))
+            end_of_epoch = done == len(training.loader)
+            state = replace(
+                state,
+                global_step=state.global_step + 1,
+                # where a resume continues: the next epoch after its last batch
+                epoch=epoch + 1 if end_of_epoch else epoch,
+                batches_done=0 if end_of_epoch else done,
+                loss=float(loss.detach()),
+            )
+            progress.update(state.global_step, epoch, state.loss, _lr(training.optimizer))
+            kill_point_for_tests("after_step", state.global_step)
+            if end_of_epoch or state.global_step % every == 0:
+                _checkpoint(training, state)
+    return state
 
 
-def _progress(accelerator: Accelerator) -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.4f}"),
-        TextColumn("lr {task.fields[lr]:.2e}"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        disable=not accelerator.is_main_process,
+def _per_process_batch(batch_size: int, processes: int) -> int:
+    """``train.batch_size`` (global) per process; a one-line RunError unless it divides."""
+    if batch_size < processes or batch_size % processes:
+        raise RunError(
+            f"train.batch_size {batch_size} must be a multiple of the {processes} processes"
+        )
+    return batch_size // processes
+
+
+def _resume(
+    training: _Training, request: RunRequest, saved: TrainerState, total_steps: int
+) -> TrainerState:
+    """Load checkpoint ``request.checkpoint`` (model, optimizer, scheduler, every RNG state)
+    into the prepared objects; returns the state training continues from, with this run's
+    schedule length."""
+    checkpoint = request.checkpoint
+    accelerator = training.accelerator
+    ran_as = (saved.num_processes, saved.mixed_precision)
+    if ran_as != (accelerator.num_processes, request.mixed_precision):
+        raise RunError(
+            f"checkpoint {checkpoint} was written by {saved.num_processes} processes with "
+            f"--mixed-precision {saved.mixed_precision}; resume it the same way (its RNG states "
+            "and batches are per process)"
+        )
+    if saved.global_step > total_steps:
+        raise RunError(
+            f"train.epochs gives {total_steps} steps, fewer than the {saved.global_step} the run "
+            f"has done ({checkpoint}): raise train.epochs"
+        )
+    accelerator.load_state(str(checkpoint))
+    if saved.total_steps != total_steps:
+        _reschedule(training.optimizer, training.scheduler, total_steps)
+    return replace(saved, total_steps=total_steps)
+
+
+def _reschedule(optimizer: torch.optim.Optimizer, scheduler: Any, total_steps: int) -> None:
+    """Apply a train.epochs changed on resume: the loaded optimizer and scheduler states carry
+    the old schedule length."""
+    for group in optimizer.param_groups:
+        if "t_total" in group:  # BertAdam schedules itself from its groups
+            group["t_total"] = total_steps
+    if scheduler is not None:
+        # the LambdaLR factor was built over the new total; the loaded lr is the old one's
+        inner = scheduler.scheduler
+        for group, base, factor in zip(
+            optimizer.param_groups, inner.base_lrs, inner.lr_lambdas, strict=True
+        ):
+            group["lr"] = base * factor(inner.last_epoch)
+
+
+def _epoch_batches(loader: DataLoader, epoch: int, skip: int) -> Iterable[Any]:
+    """The batches of ``epoch`` after the first ``skip`` (those a resumed run has consumed)."""
+    # Set on the prepared loader: its own pass counter overrides the sampler's epoch at every
+    # pass, and restarts at 0 in a new process.
+    loader.set_epoch(epoch)
+    if not skip:
+        return loader
+    # A pass draws its base seed from torch's global generator when it starts. The RNG state a
+    # resumed run restores was saved mid-epoch, after this epoch's pass had drawn it: the new
+    # pass must not draw again, or every later dropout mask would shift.
+    state = torch.get_rng_state()
+    # skip_first_batches skips indices in the batch sampler: the skipped batches are not loaded
+    batches = iter(skip_first_batches(loader, skip))
+    first = next(batches, None)  # the pass starts (and draws) at its first batch
+    torch.set_rng_state(state)
+    return batches if first is None else itertools.chain([first], batches)
+
+
+def _step(training: _Training, batch: Any) -> torch.Tensor:
+    """One batch: forward, backward and, on an accumulation boundary, the clipped optimizer
+    step and one schedule step; returns the loss."""
+    accelerator, model, optimizer = training.accelerator, training.model, training.optimizer
+    with accelerator.accumulate(model):
+        with accelerator.autocast():
+            loss = training.task.training_loss(model, batch)
+        accelerator.backward(loss)
+        if accelerator.sync_gradients:
+            accelerator.clip_grad_norm_(model.parameters(), training.config["train"]["grad_clip"])
+        optimizer.step()
+        stepped = accelerator.sync_gradients and not optimizer.step_was_skipped
+        if training.scheduler is not None and stepped:
+            training.scheduler.step()
+        optimizer.zero_grad()
+    return loss
+
+
+def _lr(optimizer: torch.optim.Optimizer) -> float:
+    return max(group["lr"] for group in optimizer.param_groups)
+
+
+def _checkpoint(training: _Training, state: TrainerState) -> None:
+    """Save checkpoint ``state`` with the config and the task's files, then the run folder's
+    config.yaml (for people; resume and evaluation read the checkpoint's own)."""
+    config = training.config
+
+    def write_files(folder: Path) -> None:
+        results.atomic_write_text(folder / CONFIG_FILE, to_yaml(config))
+        training.task.save_with_checkpoint(folder)
+
+    keep = config["train"]["keep_checkpoints"]
+    save_checkpoint(training.accelerator, training.out, state, write_files, keep)
+    if training.accelerator.is_main_process:
+        results.atomic_write_text(training.out / CONFIG_FILE, to_yaml(config))
+
+
+def _train_phase(
+    request: RunRequest, start: TrainerState, steps_per_epoch: int, config: Config
+) -> str:
+    """The phase line of training: its length and checkpoints, or where it resumes."""
+    train_cfg = config["train"]
+    if request.checkpoint is not None:
+        return (
+            f"train: resuming {request.checkpoint} at step {start.global_step} of "
+            f"{start.total_steps} (epoch {start.epoch + 1}, after batch {start.batches_done})"
+        )
+    return (
+        f"train: {start.total_steps} steps ({train_cfg['epochs']} epochs of {steps_per_epoch}), "
+        f"a checkpoint every {train_cfg['checkpoint_every']} steps and at epoch ends in "
+        f"{request.output_dir / CHECKPOINTS}"
     )
+
+
+def _phase(accelerator: Accelerator, text: str) -> None:
+    """Print one line saying what the run does now (main process), flushed for logs."""
+    if accelerator.is_main_process:
+        print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+class _PlainProgress:
+    """Training progress as plain lines, for logs (stdout not a terminal: nohup, a cluster job),
+    where rich would draw its bar only at the end: the first step, then at least every
+    ``PLAIN_PROGRESS_EVERY_S`` seconds, and the last step."""
+
+    def __init__(self, total: int, steps_per_epoch: int, done: int, enabled: bool) -> None:
+        self.total, self.steps_per_epoch, self.done = total, steps_per_epoch, done
+        self.enabled = enabled
+        self.start = self.last = time.perf_counter()
+
+    def __enter__(self) -> _PlainProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, step: int, epoch: int, loss: float, lr: float) -> None:
+        """Print the line of optimizer step ``step`` when one is due."""
+        now = time.perf_counter()
+        due = step in (self.done + 1, self.total) or now - self.last >= PLAIN_PROGRESS_EVERY_S
+        if not (self.enabled and due):
+            return
+        self.last = now
+        rate = (step - self.done) / max(now - self.start, 1e-9)
+        epochs = self.total // self.steps_per_epoch
+        print(
+            f"train step {step}/{self.total} epoch {epoch + 1}/{epochs} loss {loss:.4f} "
+            f"lr {lr:.2e} {rate:.2f} steps/s ETA {_duration((self.total - step) / rate)}",
+            flush=True,
+        )
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
+
+
+class _RichProgress:
+    """Training progress as rich's bar, on a terminal."""
+
+    def __init__(self, total: int, done: int, enabled: bool) -> None:
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.4f}"),
+            TextColumn("lr {task.fields[lr]:.2e}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            disable=not enabled,
+        )
+        self.bar = self.progress.add_task("train", total=total, completed=done, loss=0.0, lr=0.0)
+
+    def __enter__(self) -> _RichProgress:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(*exc)
+
+    def update(self, step: int, epoch: int, loss: float, lr: float) -> None:
+        """Move the bar to optimizer step ``step``."""
+        self.progress.update(self.bar, completed=step, loss=loss, lr=lr)
+
+
+def _progress(
+    accelerator: Accelerator, total: int, steps_per_epoch: int, done: int
+) -> _PlainProgress | _RichProgress:
+    """Rich's bar on a terminal, plain lines otherwise; silent on the other processes."""
+    main = accelerator.is_main_process
+    if Console().is_terminal:
+        return _RichProgress(total, done, main)
+    return _PlainProgress(total, steps_per_epoch, done, main)

@@ -21,8 +21,7 @@ import torch
 from torch import nn
 
 from harness.config import ConfigError
-
-OPTIMIZERS = ("adamw", "bertadam")
+from harness.config_checks import OPTIMIZERS
 
 
 def warmup_cosine(progress: float, warmup: float = 0.1) -> float:

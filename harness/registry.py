@@ -2,8 +2,10 @@
 
 An entry is an object or a lazy reference ``"package.module:attribute"`` that is imported on first
 lookup, so listing what is registered never imports torch-heavy modules. Each entry owns its
-default yaml (``config``); a dataset may add one yaml per task (``task_configs``), and a task
-names its light result spec (``results``, a lazy reference importable without torch). Methods are
+default yaml (``config``) and the range and choice rules of the keys it owns (``checks``, a lazy
+reference to a tuple of :class:`harness.config_checks.Rule` in a module importable without
+torch); a dataset may add one yaml per task (``task_configs``), and a task names its light result
+spec (``results``, a lazy reference importable without torch). Methods are
 registered per task: the same name (e.g. the paper's method) may exist for several tasks, each
 with its own implementation and yaml.
 """
@@ -42,6 +44,7 @@ class Entry:
     config: Path | None = None
     task_configs: Mapping[str, Path] = field(default_factory=dict)
     results: Any = None
+    checks: Any = None
 
     def load(self) -> Any:
         """The registered object, importing a lazy reference on first use."""
@@ -54,6 +57,12 @@ class Entry:
             raise UnknownNameError(f"{self.name!r} declares no result spec")
         self.results = resolve(self.results)
         return self.results
+
+    def rules(self) -> tuple[Any, ...]:
+        """The config rules of the keys this entry owns (none when it declares none), importing a
+        lazy reference on first use."""
+        self.checks = resolve(self.checks) if self.checks is not None else ()
+        return tuple(self.checks)
 
 
 class Registry:
@@ -72,12 +81,16 @@ class Registry:
         config: Path | None = None,
         task_configs: Mapping[str, Path] | None = None,
         results: Any = None,
+        checks: Any = None,
     ) -> None:
         """Register ``target`` (an object or a ``"module:attr"`` string) under ``name``, with its
-        default yaml ``config``, per-task yamls ``task_configs`` and ``results`` spec."""
+        default yaml ``config``, per-task yamls ``task_configs``, ``results`` spec and config
+        rules ``checks``."""
         if name in self._entries:
             raise ValueError(f"{self.kind} {name!r} is registered twice")
-        self._entries[name] = Entry(name, target, help, config, dict(task_configs or {}), results)
+        self._entries[name] = Entry(
+            name, target, help, config, dict(task_configs or {}), results, checks
+        )
 
     def entry(self, name: str) -> Entry:
         """The entry of ``name``; an unknown name raises :class:`UnknownNameError` (one line)."""
@@ -113,11 +126,18 @@ class MethodRegistry:
         self._by_task: dict[str, Registry] = {}
 
     def register(
-        self, task: str, name: str, target: Any, help: str = "", config: Path | None = None
+        self,
+        task: str,
+        name: str,
+        target: Any,
+        help: str = "",
+        config: Path | None = None,
+        checks: Any = None,
     ) -> None:
-        """Register method ``name`` of ``task`` (``target`` an object or ``"module:attr"``)."""
+        """Register method ``name`` of ``task`` (``target`` an object or ``"module:attr"``), with
+        its default yaml ``config`` and config rules ``checks``."""
         registry = self._by_task.setdefault(task, Registry("method", f" of task {task}"))
-        registry.register(name, target, help, config)
+        registry.register(name, target, help, config, checks=checks)
 
     def of(self, task: str) -> Registry:
         """The methods of ``task`` (an empty registry when it has none)."""

@@ -1,6 +1,6 @@
 """What a task tells the leaderboard about its results, and nothing else: its metric columns
-and footnotes, how its ``samples.jsonl`` rows are checked and counted, and the per-query values
-behind bootstrap intervals, paired p-values and R@K curves.
+(with the values each can take) and footnotes, how its ``samples.jsonl`` rows are checked and
+counted, and the per-query values behind bootstrap intervals, paired p-values and R@K curves.
 
 A task registers one :class:`ResultSpec` as a lazy reference
 (``TASKS.register(name, ..., results="module:SPEC")``); the leaderboard finds it through
@@ -10,8 +10,9 @@ leaderboard never loads a model.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,32 @@ from harness.schema import SAMPLES_FILE
 
 class SampleError(UserError, ValueError):
     """A samples.jsonl row that does not fit its task; the message is one line."""
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The values a metric can take: ``low <= value <= high`` (None: unbounded), and at most the
+    record's ``num_samples[at_most]`` when named (a rank never exceeds its gallery). Every metric
+    must also be finite, bounded or not."""
+
+    low: float | None = None
+    high: float | None = None
+    at_most: str | None = None
+
+    def problem(self, value: float, num_samples: Mapping[str, Any]) -> str | None:
+        """Why ``value`` is impossible, in words completing "must be ...", or None when it is
+        possible; a count named by ``at_most`` that the record lacks bounds nothing."""
+        if not math.isfinite(value):
+            return "a finite number"
+        below = self.low is not None and value < self.low
+        if below or (self.high is not None and value > self.high):
+            if self.low is None or self.high is None:
+                return f">= {self.low:g}" if below else f"<= {self.high:g}"
+            return f"between {self.low:g} and {self.high:g}"
+        cap = num_samples.get(self.at_most) if self.at_most else None
+        if is_number(cap) and value > cap:
+            return f"at most num_samples.{self.at_most} ({cap})"
+        return None
 
 
 @dataclass(frozen=True)
@@ -39,6 +66,7 @@ class Column:
     # a mean rank: a reported entry with ``mean_rank_label: true`` marks it as labelled
     # "Mean Rank" by its source although it may be a median rank
     mean_rank: bool = False
+    bounds: Bounds = field(default_factory=Bounds)  # a run whose value is outside is skipped
 
 
 @dataclass(frozen=True)
@@ -80,8 +108,9 @@ class Count:
         return "rows" if self.field is None else f"{self.value} rows"
 
 
-# (row, 1-based line number) -> None; raises SampleError for a row that does not fit.
-SampleCheck = Callable[[Mapping[str, Any], int], None]
+# (row, 1-based line number, the record's num_samples) -> None; raises SampleError for a row
+# that does not fit (num_samples bounds values such as ranks; a count may be missing).
+SampleCheck = Callable[[Mapping[str, Any], int, Mapping[str, Any]], None]
 # (checked non-empty samples, post-processing name or None for the run's own metrics)
 PerQueryValues = Callable[[Sequence[Mapping[str, Any]], str | None], QueryData]
 
@@ -93,8 +122,9 @@ class ResultSpec:
     ``title``: the table title (``<title> on <dataset>``); ``columns``: every metric column, in
     display order; ``footnotes``: lines under every table of the task; ``counted``: the
     row counts that must agree with the record's ``num_samples``; ``check_sample``: checks one
-    samples.jsonl row; ``per_query``: the per-query values of checked samples for a
-    post-processing name (``metrics_postprocessed`` key) or None; ``rank_plot``: whether
+    samples.jsonl row (against the record's ``num_samples``); ``per_query``: the per-query
+    values of checked samples for a post-processing name (``metrics_postprocessed`` key) or
+    None; ``rank_plot``: whether
     :attr:`QueryData.ranks` can be drawn as R@K curves; ``reference_note``: a sentence for the
     leaderboard index naming the run p-values are computed against (empty when no column has a
     p-value); ``mean_rank_note``: the footnote of a value its source labels "Mean Rank" (shown

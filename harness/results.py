@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -20,15 +21,30 @@ from harness.schema import METRICS_POSTPROCESSED, RESULTS_FILE, SAMPLES_FILE, Sa
 TRACKED_PACKAGES = ("torch", "transformers", "accelerate", "datasets", "av", "tokenizers", "numpy")
 
 
+@functools.cache
+def _umask() -> int:
+    """The process's umask (read once: reading it means setting it, briefly)."""
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
+def share_as_umask(path: Path) -> None:
+    """Give file ``path`` the mode a plain ``open`` gives under the user's umask (usually 0644):
+    mkstemp and safetensors create private 0600 files, which colleagues could not read."""
+    os.chmod(path, 0o666 & ~_umask())
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temp file in the same folder and a rename (never
-    half-written); returns ``path``."""
+    half-written), readable as the umask allows (:func:`share_as_umask`); returns ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+        share_as_umask(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

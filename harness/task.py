@@ -8,11 +8,12 @@ helpers of :mod:`harness.distributed`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 
 from harness.config import Config
 from harness.schema import OPTIONAL_FIELDS, SKIPPED_VIDEOS, SampleRow
@@ -51,9 +52,28 @@ class Task:
     """Base class; subclasses implement every method that raises NotImplementedError."""
 
     name = "task"
+    # Config keys (dotted; a section name covers all its keys) that decide the shape or the
+    # meaning of the trained parameters: an evaluation or a resume may not change them.
+    model_keys: tuple[str, ...] = (
+        "method",
+        "encoder",
+        "data.max_words",
+        "data.max_frames",
+        "data.image_size",
+        "data.tokenizer",
+    )
 
     def __init__(self, config: Config) -> None:
         self.config = config
+
+    def use_checkpoint(self, folder: Path) -> None:
+        """Before :meth:`setup` of a resumed or evaluated run: take what
+        :meth:`save_with_checkpoint` wrote into checkpoint ``folder`` (e.g. the tokenizer)
+        instead of building it from the data again. Damaged files raise a one-line UserError."""
+
+    def save_with_checkpoint(self, folder: Path) -> None:
+        """Write into checkpoint ``folder`` what evaluating it needs besides the weights and the
+        config (e.g. the tokenizer); called after :meth:`setup`, on the main process."""
 
     def setup(self, train: bool = True) -> None:
         """Load annotations, build tokenizers and settle the usable data of each split (called
@@ -65,8 +85,9 @@ class Task:
         """The model to train and evaluate (plain nn.Module; the engine wraps it)."""
         raise NotImplementedError
 
-    def train_loader(self, per_process_batch: int) -> tuple[DataLoader, Sampler | None]:
-        """The training DataLoader and the sampler whose ``set_epoch`` the engine calls."""
+    def train_loader(self, per_process_batch: int) -> DataLoader:
+        """The training DataLoader. Its sampler's ``set_epoch(epoch)`` must select the epoch's
+        order (the same on every process); the engine calls it through the prepared loader."""
         raise NotImplementedError
 
     def training_loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:

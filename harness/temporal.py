@@ -14,6 +14,7 @@ from transformers import CLIPModel, CLIPTextConfig
 from transformers.models.clip.modeling_clip import CLIPEncoderLayer
 
 from harness.config import ConfigError
+from harness.config_checks import AGGREGATORS
 from harness.encoder.openai_convert import CheckpointError, convert_resblock_param
 
 # Additive attention bias on padded frames (the reference uses -1e6, not -inf).
@@ -78,9 +79,6 @@ class SeqTransformer(nn.Module):
         for layer in self.layers:
             x = layer(x, bias)
         return x + frames
-
-
-AGGREGATORS = ("meanP", "seqLSTM", "seqTransf")
 
 
 def init_weights(module: nn.Module) -> None:

@@ -57,6 +57,11 @@ class TextTokenizer(Protocol):
         normalisation)."""
         ...
 
+    def save(self, path: str | Path) -> None:
+        """Write the tokenizer to the json file ``path``; :func:`load_tokenizer` reads it back
+        with the same ids, whatever the data says later."""
+        ...
+
 
 def _first_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
@@ -155,6 +160,17 @@ class ClipBpeTokenizer:
         text = self._backend.decode(ids, skip_special_tokens=False)
         return " ".join(text.replace("</w>", " ").split())
 
+    def save(self, path: str | Path) -> None:
+        """Write the vocabulary and merges as a `tokenizers` json, atomically (read back by
+        :func:`load_tokenizer`)."""
+        _save_backend(self._backend, Path(path))
+
+    @classmethod
+    def from_saved(cls, model: dict) -> ClipBpeTokenizer:
+        """Build from the ``model`` section of a json written by :meth:`save`."""
+        merges = [tuple(m.split(" ") if isinstance(m, str) else m) for m in model["merges"]]
+        return cls(model["vocab"], merges)
+
 
 class WordTokenizer:
     """Word-level tokenizer for the synthetic benchmark: lowercase, split on whitespace and
@@ -211,14 +227,7 @@ class WordTokenizer:
 
     def save(self, path: str | Path) -> None:
         """Write tokenizer.json atomically (temp file in the same folder, then rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            self._backend.save(str(tmp))
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        _save_backend(self._backend, Path(path))
 
     def encode(self, text: str) -> list[int]:
         """Word ids of ``text``; unknown words map to [UNK] (id 1)."""
@@ -229,6 +238,40 @@ class WordTokenizer:
         words read ``[UNK]``); ``decode(encode(t))`` is ``t`` lowercased, punctuation spaced."""
         ids = _before_eot(ids, self.eot_id, skip=(self.sot_id, self.pad_id))
         return " ".join(self._backend.id_to_token(i) for i in ids)
+
+
+def _save_backend(backend: Tokenizer, path: Path) -> None:
+    """Write a `tokenizers` json to ``path`` through a temp file in the same folder and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        backend.save(str(tmp))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_tokenizer(path: Path) -> TextTokenizer:
+    """The tokenizer a ``save`` wrote to ``path``: a word tokenizer for a word-level
+    vocabulary, else the CLIP BPE. A missing or damaged file is a one-line DataError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(
+            f"tokenizer file {path} does not exist: the checkpoint is incomplete; evaluate or "
+            "resume another checkpoint of the run"
+        )
+    # bad json, missing fields and foreign vocabularies raise these
+    damaged = (OSError, ValueError, KeyError, TypeError)
+    try:
+        model = json.loads(path.read_text())["model"]
+        if model["type"] != "WordLevel":
+            return ClipBpeTokenizer.from_saved(model)
+    except damaged as exc:
+        raise DataError(
+            f"tokenizer file {path} is damaged ({_first_line(exc)}): evaluate or resume another "
+            "checkpoint of the run"
+        ) from exc
+    return WordTokenizer.load(path)
 
 
 def _before_eot(ids: Iterable[int], eot_id: int, skip: tuple[int, ...]) -> list[int]:

@@ -25,7 +25,7 @@ import torch
 from rich.progress import MofNCompleteColumn, Progress
 
 from harness.errors import UsageError
-from harness.video import VideoReadError
+from harness.video import VideoReadError, first_video_stream
 
 VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mkv", ".mov", ".m4v")
 
@@ -141,9 +141,7 @@ def _transcode(src: Path, dst: Path, out_rate: Fraction, short_side: int) -> int
     except (av.FFmpegError, ValueError, OSError) as exc:
         raise VideoReadError(src, f"not a readable video file ({exc})") from exc
     with source, av.open(str(dst), mode="w", format="mp4") as sink:
-        if not source.streams.video:
-            raise VideoReadError(src, "the file has no video stream")
-        stream = source.streams.video[0]
+        stream = first_video_stream(src, source)
         stream.thread_type = "AUTO"
         in_rate = stream.guessed_rate or stream.average_rate
         if not in_rate:

@@ -8,6 +8,7 @@ stores) and a float half.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,12 +32,21 @@ _DECODE_ERRORS = (av.FFmpegError, ValueError, EOFError)
 class VideoReadError(UserError):
     """A video file that cannot be decoded; ``str()`` is one line naming the file and the fix."""
 
-    def __init__(self, path: str | Path, reason: str) -> None:
+    def __init__(self, path: str | Path, reason: str | None = None) -> None:
+        if reason is None:
+            # Rebuilt by torch's DataLoader from a worker's formatted traceback (it passes one
+            # string): our own line is the traceback's last one, after the class name.
+            line = str(path).strip().splitlines()[-1]
+            super().__init__(line.split(f"{type(self).__name__}: ", 1)[-1])
+            self.path = self.reason = None
+            return
         # Keep the constructor arguments as args so the exception pickles across processes.
         super().__init__(str(path), " ".join(reason.split()))
         self.path, self.reason = self.args
 
     def __str__(self) -> str:
+        if self.path is None:
+            return str(self.args[0])
         return (
             f"cannot read video {self.path}: {self.reason}. Check or replace the file, or rerun "
             "with `-o data.on_bad_video=skip` to skip it"
@@ -63,44 +73,116 @@ def _reason(exc: BaseException) -> str:
 def _open_video(path: str | Path) -> Iterator[tuple[av.container.InputContainer, av.VideoStream]]:
     """The open container and its first video stream; PyAV errors in the body become
     VideoReadError, and the container is always closed."""
-    if not Path(path).is_file():
-        raise VideoReadError(path, "file not found")
+    _check_regular_file(Path(path))
     try:
         container = av.open(str(path))
     except (*_DECODE_ERRORS, OSError) as exc:
         raise VideoReadError(path, f"not a readable video file ({_reason(exc)})") from exc
     try:
-        if not container.streams.video:
-            raise VideoReadError(path, "the file has no video stream")
-        yield container, container.streams.video[0]
+        yield container, first_video_stream(path, container)
     except _DECODE_ERRORS as exc:
         raise VideoReadError(path, f"decoding failed ({_reason(exc)})") from exc
     finally:
         container.close()
 
 
+def first_video_stream(path: str | Path, container: av.container.InputContainer) -> av.VideoStream:
+    """The first video stream of ``container`` (opened from ``path``), with a codec to decode
+    it; raises VideoReadError when there is none."""
+    if not container.streams.video:
+        raise VideoReadError(path, "the file has no video stream")
+    stream = container.streams.video[0]
+    # A file cut inside its index opens with a stream whose codec is unknown: PyAV then gives
+    # it no codec context, and every attribute read through it fails.
+    if stream.codec_context is None:
+        raise VideoReadError(
+            path, "its video stream names no known codec (a cut or damaged header?)"
+        )
+    return stream
+
+
+def _check_regular_file(path: Path) -> None:
+    """Raise VideoReadError unless ``path`` is a regular file; a FIFO or device is refused
+    before opening, since reading it could block or never end."""
+    if path.is_dir():
+        raise VideoReadError(path, "is a directory, not a video file")
+    if not path.exists():
+        raise VideoReadError(path, "file not found")
+    if not path.is_file():
+        raise VideoReadError(path, "not a regular file")
+    if path.stat().st_size == 0:
+        raise VideoReadError(path, "the file is empty (0 bytes)")
+
+
 def probe_video(path: str | Path) -> VideoInfo:
     """Frame rate, frame count, duration and size of the first video stream of ``path``.
 
     Uses the stream header; when it lacks a frame count, packets are counted (no decoding).
-    Raises VideoReadError for a missing, unreadable or frameless file.
+    A header is not trusted: a frame count over what the file can hold (`_frame_limit`) is a
+    VideoReadError, as is a missing, unreadable or frameless file.
     """
     with _open_video(path) as (container, stream):
         rate = stream.average_rate or stream.guessed_rate
         if not rate:
             raise VideoReadError(path, "the video stream has no frame rate")
         fps = float(rate)
-        num_frames = stream.frames or sum(1 for p in container.demux(stream) if p.size)
-        if stream.duration is not None and stream.time_base is not None:
-            duration = float(stream.duration * stream.time_base)
-        elif container.duration is not None:
-            duration = container.duration / av.time_base
-        else:
-            duration = num_frames / fps
+        header_duration = _header_duration(container, stream)
+        num_frames = _frame_count(path, container, stream, fps, header_duration)
+        duration = num_frames / fps if header_duration is None else header_duration
         width, height = stream.codec_context.width, stream.codec_context.height
     if num_frames == 0:
         raise VideoReadError(path, "the video stream has no frames")
     return VideoInfo(fps, num_frames, duration, width, height)
+
+
+def _header_duration(
+    container: av.container.InputContainer, stream: av.VideoStream
+) -> float | None:
+    """Seconds the stream lasts by its header, else by the container's; None when neither says."""
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return None
+
+
+def _frame_count(
+    path: str | Path,
+    container: av.container.InputContainer,
+    stream: av.VideoStream,
+    fps: float,
+    duration: float | None,
+) -> int:
+    """The frame count of ``stream``: the header's when it gives one, else its packets counted.
+
+    Counting demuxes each packet once without decoding, so it is bounded by the file's size.
+    A header count over what the file can hold (`_frame_limit`) raises VideoReadError.
+    """
+    if stream.frames <= 0:
+        return sum(1 for packet in container.demux(stream) if packet.size)
+    limit, reason = _frame_limit(container.size, fps, duration)
+    if stream.frames > limit:
+        raise VideoReadError(
+            path, f"its header claims {stream.frames} frames, more than {reason} (damaged header?)"
+        )
+    return stream.frames
+
+
+def _frame_limit(size: int, fps: float, duration: float | None) -> tuple[int, str]:
+    """The most frames a file of ``size`` bytes can hold, and why, as ``(limit, reason)``.
+
+    Every frame takes at least one byte of the file. When the header gives a duration, the
+    frames also fit in it at twice the average rate: containers derive that rate from the
+    frame count and the duration, so a sound header is within 1x; 2x leaves room for rounding
+    and edit lists, and for any count within it decoding stays bounded by the file's content.
+    """
+    limit, reason = size, f"its {size} bytes can hold"
+    frames_in_time = 2 * duration * fps if duration is not None and duration > 0 else math.inf
+    if math.isfinite(frames_in_time):
+        by_time = math.ceil(frames_in_time) + 1
+        if by_time < limit:
+            limit, reason = by_time, f"{duration:.2f} s at {fps:g} fps can hold"
+    return limit, reason
 
 
 def sample_frame_indices(
@@ -122,11 +204,12 @@ def sample_frame_indices(
     f_start = 0 if start is None else max(0, int(start * fps))
     f_end = num_frames - 1 if end is None else int(min(end * fps, num_frames - 1))
     stride = 1 if not framerate or framerate <= 0 else max(1, int(round(fps / framerate)))
-    positions = list(range(f_start, f_end + 1, stride))
+    # A range computes its items: a header claiming 10^9 frames costs no memory here.
+    positions = range(f_start, f_end + 1, stride)
     if len(positions) > max_frames:
         picks = np.linspace(0, len(positions) - 1, max_frames).astype(int)
-        positions = [positions[i] for i in picks]
-    return positions
+        return [positions[i] for i in picks]
+    return list(positions)
 
 
 def read_frames(path: str | Path, indices: list[int]) -> torch.Tensor:

@@ -1,7 +1,9 @@
 """Tasks and datasets, registered by name (lazy entries: modules load on first use).
 
-Each entry owns its default yaml under ``tasks/configs``; a task also names its result spec
-(``tasks/results``, importable without torch), which the leaderboard reads.
+Each entry owns its default yaml under ``tasks/configs`` and the range and choice rules of its
+keys (``tasks/checks.py``, ``tasks/datasets/checks.py``: importable without torch, checked when
+the config is resolved); a task also names its result spec (``tasks/results``, importable
+without torch), which the leaderboard reads.
 """
 
 from pathlib import Path
@@ -19,6 +21,7 @@ def _task(name: str, target: str, help: str) -> None:
         help=help,
         config=CONFIGS / "tasks" / f"{name}.yaml",
         results=f"tasks.results.{name}:SPEC",
+        checks=f"tasks.checks:{name.upper()}",
     )
 
 
@@ -26,7 +29,12 @@ def _dataset(name: str, target: str, help: str) -> None:
     folder = CONFIGS / "datasets"
     per_task = {p.name.split(".")[1]: p for p in folder.glob(f"{name}.*.yaml")}
     DATASETS.register(
-        name, target, help=help, config=folder / f"{name}.yaml", task_configs=per_task
+        name,
+        target,
+        help=help,
+        config=folder / f"{name}.yaml",
+        task_configs=per_task,
+        checks=f"tasks.datasets.checks:{name.upper()}",
     )
 
 

@@ -12,10 +12,9 @@ from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
 import torch
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 
 from harness.captioning import CaptioningModel
-from harness.config import check_choice, check_positive_int
 from harness.data import PairDataset, VideoDataset
 from harness.data_types import VideoTextPairs
 from harness.decoding import beam_search, greedy_decode
@@ -26,9 +25,7 @@ from harness.evaluation import sharded_map
 from harness.metrics import CaptionScores, caption_metrics, caption_scores
 from harness.samplers import GroupedRoundSampler
 from harness.task import EvalOutput
-from tasks.common import VideoTask, build_text_tokenizer, method_settings, train_dataloader
-
-DECODERS = ("greedy", "beam")
+from tasks.common import VideoTask, method_settings, train_dataloader
 
 
 @runtime_checkable
@@ -53,18 +50,15 @@ class CaptioningTask(VideoTask):
     :class:`CaptioningDataset` and evaluates its captions of the ``eval.split`` videos."""
 
     name = "captioning"
+    model_keys = (*VideoTask.model_keys, "captioning.decoder_layers", "captioning.max_len")
 
     def setup(self, train: bool = True) -> None:
         cfg = self.config
-        cap = cfg["captioning"]
-        check_choice("captioning.decode", cap["decode"], DECODERS)
-        for key in ("max_len", "beam_size", "decoder_layers"):
-            check_positive_int(f"captioning.{key}", cap[key])
         dataset = self.load_dataset(
             CaptioningDataset, "has no captioning references; use --dataset synthvtt or msrvtt"
         )
         all_train = dataset.captioning_pairs("train")
-        self.tokenizer = build_text_tokenizer(cfg, all_train.captions)
+        self.tokenizer = self.text_tokenizer(all_train.captions)
         counts = Counter(all_train.captions)
         self.constant_caption, count = counts.most_common(1)[0]
         self.constant_share = f"{count} of {all_train.num_captions}"
@@ -89,13 +83,13 @@ class CaptioningTask(VideoTask):
             max_len=cap["max_len"],
         )
 
-    def train_loader(self, per_process_batch: int) -> tuple[DataLoader, Sampler]:
+    def train_loader(self, per_process_batch: int) -> DataLoader:
         # SOT + max_len tokens: a target is at most max_len tokens, EOT included.
         length = self.config["captioning"]["max_len"] + 1
         dataset = PairDataset(self.train_pairs, self.tokenizer, length, self.source)
         # Rounds of one caption per video: a batch holds distinct videos.
         sampler = GroupedRoundSampler(self.train_pairs, self.config["seed"])
-        return train_dataloader(self.config, dataset, sampler, per_process_batch), sampler
+        return train_dataloader(self.config, dataset, sampler, per_process_batch)
 
     def generate(
         self, model: CaptioningModel, pixels: torch.Tensor, video_mask: torch.Tensor

@@ -18,8 +18,9 @@ from harness.encoder.clip import OPENAI_SUFFIXES
 from harness.frame_cache import FrameCache, cache_dir_for
 from harness.registry import DATASETS, METHODS
 from harness.task import Task
-from harness.text import TextTokenizer, build_tokenizer
+from harness.text import TextTokenizer, build_tokenizer, load_tokenizer
 
+TOKENIZER_FILE = "tokenizer.json"  # in each checkpoint folder
 CLIP_BPE = (
     Path(__file__).resolve().parent.parent / "harness" / "assets" / "bpe_simple_vocab_16e6.txt.gz"
 )
@@ -115,14 +116,30 @@ class VideoTask(Task):
     (:meth:`build_model` with the task's :meth:`make_method`) and the common protocol facts."""
 
     tokenizer: TextTokenizer
+    saved_tokenizer: TextTokenizer | None = None
+
+    def use_checkpoint(self, folder: Path) -> None:
+        self.saved_tokenizer = load_tokenizer(folder / TOKENIZER_FILE)
+
+    def save_with_checkpoint(self, folder: Path) -> None:
+        self.tokenizer.save(folder / TOKENIZER_FILE)
+
+    def text_tokenizer(self, texts: Sequence[str]) -> TextTokenizer:
+        """The run's tokenizer: the one saved with the checkpoint being resumed or evaluated
+        (its ids must not follow later edits of the data), else :func:`build_text_tokenizer` of
+        the training ``texts``."""
+        return self.saved_tokenizer or build_text_tokenizer(self.config, texts)
 
     def load_dataset(self, protocol: type | None = None, lacking: str = "") -> Any:
         """The dataset entry of ``config.dataset``, built; sets ``source`` (its clip loader).
         With ``protocol`` (a runtime-checkable Protocol), an entry that does not implement it is
-        a one-line ConfigError: "dataset NAME ``lacking``"."""
+        a one-line ConfigError: "dataset NAME ``lacking``". A ``data.root`` left null is set to
+        the folder the entry chose, so that the run's record says where its data was."""
         self.dataset = DATASETS.get(self.config["dataset"])(self.config)
         if protocol is not None and not isinstance(self.dataset, protocol):
             raise ConfigError(f"dataset {self.config['dataset']!r} {lacking}")
+        if self.config["data"]["root"] is None and hasattr(self.dataset, "root"):
+            self.config["data"]["root"] = str(Path(self.dataset.root).resolve())
         self.source = clip_source(self.config, self.dataset.folder)
         self.skipped: list[dict[str, str]] = []
         return self.dataset

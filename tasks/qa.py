@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 
-from harness.config import check_positive_int
 from harness.data import CaptionDataset, PairDataset, VideoDataset
 from harness.data_types import VideoTextPairs
 from harness.encoder import VideoTextEncoder
@@ -26,7 +25,7 @@ from harness.metrics import qa_accuracy
 from harness.qa import AnswerHead, QAModel
 from harness.samplers import EpochShuffle
 from harness.task import EvalOutput
-from tasks.common import VideoTask, build_text_tokenizer, method_settings, train_dataloader
+from tasks.common import VideoTask, method_settings, train_dataloader
 
 TOP_K_SAMPLES = 5
 
@@ -98,11 +97,10 @@ class QATask(VideoTask):
     evaluates it."""
 
     name = "qa"
+    model_keys = (*VideoTask.model_keys, "qa.proj_dim", "qa.classifier_dim")
 
     def setup(self, train: bool = True) -> None:
         cfg = self.config
-        for key in ("proj_dim", "classifier_dim"):
-            check_positive_int(f"qa.{key}", cfg["qa"][key], optional=True)
         dataset = self.load_dataset(
             QADataset,
             "has no question annotations; use a QA dataset (e.g. --dataset synthvtt or msrvtt_qa)",
@@ -117,7 +115,7 @@ class QATask(VideoTask):
         train_items = dataset.qa_questions("train")
         in_vocab = [q for q in train_items if q["answer"] in self.vocabulary]
         self.train_out_of_vocab = len(train_items) - len(in_vocab)
-        self.tokenizer = build_text_tokenizer(cfg, [q["question"] for q in train_items])
+        self.tokenizer = self.text_tokenizer([q["question"] for q in train_items])
         train_split = QASplit.build(in_vocab, dataset.video_path)
         self.train_split = self.usable_split(train_split) if train else train_split
         test_items = dataset.qa_questions(cfg["eval"]["split"])
@@ -148,7 +146,7 @@ class QATask(VideoTask):
             [q for q in split.items if q["video_id"] in good], self.dataset.video_path
         )
 
-    def train_loader(self, per_process_batch: int) -> tuple[DataLoader, Sampler]:
+    def train_loader(self, per_process_batch: int) -> DataLoader:
         split = self.train_split
         pairs = PairDataset(
             split.pairs, self.tokenizer, self.config["data"]["max_words"], self.source
@@ -157,7 +155,7 @@ class QATask(VideoTask):
         sampler = EpochShuffle(len(labels), self.config["seed"])
         return train_dataloader(
             self.config, QATrainDataset(pairs, labels), sampler, per_process_batch
-        ), sampler
+        )
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 
 from harness.data import CaptionDataset, PairDataset, VideoDataset
 from harness.data_types import VideoTextPairs
@@ -23,7 +23,7 @@ from harness.retrieval import RetrievalModel
 from harness.samplers import GroupedRoundSampler
 from harness.similarity import blocked_similarity
 from harness.task import EvalOutput
-from tasks.common import VideoTask, build_text_tokenizer, train_dataloader
+from tasks.common import VideoTask, train_dataloader
 
 TOP_K_SAMPLES = 5
 
@@ -36,7 +36,7 @@ class RetrievalTask(VideoTask):
     def setup(self, train: bool = True) -> None:
         dataset = self.load_dataset()
         all_train = dataset.pairs("train")
-        self.tokenizer = build_text_tokenizer(self.config, all_train.captions)
+        self.tokenizer = self.text_tokenizer(all_train.captions)
         self.train_pairs = self.usable(all_train) if train else all_train
         self.test_pairs = self.usable(dataset.pairs(self.config["eval"]["split"]))
 
@@ -45,12 +45,12 @@ class RetrievalTask(VideoTask):
     ) -> RetrievalModel:
         return method_cls(encoder, self.config)
 
-    def train_loader(self, per_process_batch: int) -> tuple[DataLoader, Sampler]:
+    def train_loader(self, per_process_batch: int) -> DataLoader:
         dataset = PairDataset(
             self.train_pairs, self.tokenizer, self.config["data"]["max_words"], self.source
         )
         sampler = GroupedRoundSampler(self.train_pairs, self.config["seed"])
-        return train_dataloader(self.config, dataset, sampler, per_process_batch), sampler
+        return train_dataloader(self.config, dataset, sampler, per_process_batch)
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -3,15 +3,25 @@ on CPU with gloo) and reading a run folder back."""
 
 import json
 import os
+import resource
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 from tests.conftest import REPO_ROOT
 
 
-def run_cli(*args: str, processes: int = 1) -> subprocess.CompletedProcess:
-    """``python run.py *args`` (or ``accelerate launch`` with ``processes``), offline, 1 thread."""
+def run_cli(
+    *args: str,
+    processes: int = 1,
+    memory_limit: int | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess:
+    """``python run.py *args`` (or ``accelerate launch`` with ``processes``), offline, 1 thread;
+    ``memory_limit``: the address space of each process, in bytes (RLIMIT_AS); ``env``: more
+    environment variables (e.g. the test hook ``EMCL_BENCH_TEST_KILL``)."""
+    cap = None if memory_limit is None else (memory_limit, memory_limit)
     if processes == 1:
         command = [sys.executable, "run.py"]
     else:
@@ -26,8 +36,9 @@ def run_cli(*args: str, processes: int = 1) -> subprocess.CompletedProcess:
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
-        env={**os.environ, **offline, "ACCELERATE_USE_CPU": "true"},
+        env={**os.environ, **offline, "ACCELERATE_USE_CPU": "true", **(env or {})},
         timeout=600,
+        preexec_fn=cap and partial(resource.setrlimit, resource.RLIMIT_AS, cap),
     )
 
 

@@ -426,6 +426,18 @@ def test_msrvtt_train_and_test_variants(tmp_path):
     )
 
 
+def test_msrvtt_caption_test_without_sentences_is_an_error_not_multi_sentence(tmp_path):
+    root = _msrvtt_root(tmp_path)
+    _write_lines(root / "MSRVTT_JSFUSION_test.csv", ["key,vid_key,video_id", "ret0,msr7,video7"])
+    with pytest.raises(DataError) as exc:
+        MSRVTT(_config("msrvtt", root)).pairs("test")  # 1k-A: one caption per video
+    message = _one_line(exc)
+    assert f"{root / 'MSRVTT_JSFUSION_test.csv'}: missing column 'sentence'" in message
+    # full: the test csv lists videos, and every json caption of each is evaluated
+    full = MSRVTT(_config("msrvtt", root, test_split="full")).pairs("test")
+    assert full.caption_video == [0, 1, 0, 1]
+
+
 # ---------------------------------------------------------------------------------------------
 # MSRVTT-QA
 

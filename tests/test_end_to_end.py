@@ -59,7 +59,8 @@ def test_training_run_writes_results_samples_and_checkpoint(trained_run):
         ranks = [s["rank_inverted_softmax"] for s in samples if s["direction"] == direction]
         expected = record["metrics_postprocessed"]["inverted_softmax"][direction]
         assert summarize_ranks(np.array(ranks)) == pytest.approx(expected)
-    assert (trained_run / "checkpoints" / "epoch_1" / "model.safetensors").is_file()
+    steps = record["training"]["steps"]
+    assert (trained_run / "checkpoints" / f"step_{steps}" / "model.safetensors").is_file()
     assert (trained_run / "config.yaml").is_file()
 
 
@@ -109,7 +110,10 @@ def test_resume_continues_from_the_last_epoch(trained_run, data_root, tmp_path):
     first = read_results(trained_run)["training"]["steps"]
     assert record["training"]["resumed"] is True
     assert record["training"]["steps"] == 2 * first
-    assert (out / "checkpoints" / "epoch_2" / "model.safetensors").is_file()
+    # train.epochs may change on resume: applied (the schedule spans the new total) and recorded
+    assert record["training"]["applied_on_resume"] == {"train.epochs": [1, 2]}
+    assert record["config"]["train"]["epochs"] == 2
+    assert (out / "checkpoints" / f"step_{2 * first}" / "model.safetensors").is_file()
 
 
 def test_bad_videos_error_in_one_line_or_are_skipped(trained_run, data_root, tmp_path):

@@ -350,3 +350,164 @@ def test_bad_reported_yaml_is_one_clear_error(tmp_path):
     (tmp_path / "reported.yaml").write_text(text)
     with pytest.raises(ValueError, match=r"entries\[\d+\]: source 'READM' is not one of the tags"):
         load_reported(tmp_path / "reported.yaml")
+
+
+# --- impossible values, and each run once ----------------------------------------------------
+
+
+def _set(record: dict, path: str, value) -> None:
+    *parents, last = path.split(".")
+    node = record
+    for key in parents:
+        node = node[key]
+    node[last] = value
+
+
+def _retrieval(record_change=None, sample_change=None) -> tuple[dict, list[dict]]:
+    record, samples, _ = retrieval_run({"name": "emcl", "agg_module": "seqTransf"}, 40)
+    if record_change:
+        _set(record, *record_change)
+    if sample_change:
+        line, key, value = sample_change
+        samples[line - 1][key] = value
+    return record, samples
+
+
+IMPOSSIBLE = [
+    (
+        _retrieval(("metrics.t2v.R@1", float("nan"))),
+        "field 'metrics.t2v.R@1' must be a finite number, got nan",
+    ),
+    (
+        _retrieval(("metrics.v2t.MnR", float("inf"))),
+        "field 'metrics.v2t.MnR' must be a finite number, got inf",
+    ),
+    (
+        _retrieval(("metrics.t2v.R@5", 120.0)),
+        "field 'metrics.t2v.R@5' must be between 0 and 100, got 120.0",
+    ),
+    (
+        _retrieval(("metrics.t2v.MdR", 0.5)),
+        "field 'metrics.t2v.MdR' must be >= 1, got 0.5",
+    ),
+    (
+        _retrieval(("metrics.v2t.MnR", 75.0)),
+        f"field 'metrics.v2t.MnR' must be at most num_samples.videos ({N}), got 75.0",
+    ),
+    (
+        _retrieval(("metrics_postprocessed.inverted_softmax.t2v.R@1", -1.0)),
+        "field 'metrics_postprocessed.inverted_softmax.t2v.R@1' must be between 0 and 100, "
+        "got -1.0",
+    ),
+    (
+        _retrieval(sample_change=(3, "rank", N + 1)),
+        f"samples.jsonl line 3: field 'rank' must be an integer from 1 to {N} (num_samples.videos)",
+    ),
+    (
+        _retrieval(sample_change=(N + 2, "rank_inverted_softmax", 0)),
+        f"samples.jsonl line {N + 2}: field 'rank_inverted_softmax' must be an integer from 1 "
+        f"to {N} (num_samples.videos)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("made", "problem"), IMPOSSIBLE)
+def test_records_with_impossible_values_are_skipped_in_one_line(tmp_path, made, problem):
+    folder = write_run(tmp_path / "runs" / "bad", *made)
+    warnings: list[str] = []
+    assert load_runs([tmp_path / "runs"], warnings.append) == []
+    assert warnings == [f"skipping {folder / 'results.json'}: {problem}"]
+
+
+def test_qa_and_captioning_values_must_be_possible(tmp_path):
+    qa, qa_samples = qa_run()
+    qa["baselines"]["majority_answer"]["accuracy"] = float("nan")
+    captioning, captioning_samples = captioning_run()
+    captioning_samples[1]["scores"]["CIDEr"] = float("inf")
+    runs = tmp_path / "runs"
+    write_run(runs / "qa", qa, qa_samples)
+    write_run(runs / "captioning", captioning, captioning_samples)
+    warnings: list[str] = []
+    assert load_runs([runs], warnings.append) == []
+    assert warnings == [
+        f"skipping {runs / 'captioning' / 'results.json'}: samples.jsonl line 2: field 'scores' "
+        "must be a mapping of metric -> finite number",
+        f"skipping {runs / 'qa' / 'results.json'}: field "
+        "'baselines.majority_answer.accuracy' must be a finite number, got nan",
+    ]
+
+
+def eval_only(record: dict, checkpoint: Path, step: int = 30) -> dict:
+    """``record`` as ``--eval-only`` of ``checkpoint`` (saved at ``step``) writes it."""
+    return {**record, "training": {"checkpoint": str(checkpoint), "steps": step}}
+
+
+def test_each_run_and_checkpoint_makes_one_row(tmp_path):
+    runs = tmp_path / "runs"
+    record, samples, _ = retrieval_run({"name": "emcl", "agg_module": "seqTransf"}, 0)
+    trained = {**record, "training": {"epochs": 3, "steps": 30}}
+    # a run, --eval-only of its last checkpoint (eval/) and of an earlier one (eval-2/)
+    write_run(runs / "exp", trained, samples)
+    write_run(runs / "exp" / "eval", eval_only(record, runs / "exp/checkpoints/step_30"), samples)
+    earlier = eval_only(record, runs / "exp/checkpoints/step_10", step=10)
+    write_run(runs / "exp" / "eval-2", earlier, samples)
+    # a run folder moved since: its checkpoint was recorded under another parent
+    moved = eval_only(record, Path("/old/place/moved/checkpoints/step_30"))
+    write_run(runs / "moved", trained, samples)
+    write_run(runs / "moved" / "eval", moved, samples)
+    # a run whose own record is absent: its first eval-only record of a checkpoint is kept
+    lone = eval_only(record, runs / "lone/checkpoints/step_30")
+    write_run(runs / "lone" / "eval", lone, samples)
+    write_run(runs / "lone" / "eval-2", lone, samples)
+    # an older record without training.steps is taken as the same checkpoint as its run's
+    write_run(runs / "old", trained, samples)
+    write_run(runs / "old" / "eval", {**record, "training": {"checkpoint": "old/x/y"}}, samples)
+    warnings: list[str] = []
+    loaded = load_runs([runs], warnings.append)
+    assert [run.run_id for run in loaded] == ["exp", "exp/eval-2", "lone/eval", "moved", "old"]
+    assert warnings == [
+        f"skipping {runs / path / 'results.json'}: same run and checkpoint as run {shown}, "
+        "which is shown"
+        for path, shown in (
+            ("exp/eval", "exp"),
+            ("lone/eval-2", "lone/eval"),
+            ("moved/eval", "moved"),
+            ("old/eval", "old"),
+        )
+    ]
+    # the same folder read through two runs folders is one run too
+    warnings.clear()
+    twice = load_runs([runs / "exp", runs], warnings.append)
+    assert [run.run_id for run in twice] == [
+        "exp",
+        "exp/eval-2",
+        "runs/lone/eval",
+        "runs/moved",
+        "runs/old",
+    ]
+    assert (
+        f"skipping {runs / 'exp/results.json'}: same run and checkpoint as run exp, which is shown"
+    ) in warnings
+
+
+def test_leaderboard_over_a_run_with_an_eval_folder_shows_it_once(tmp_path):
+    runs, out = tmp_path / "runs", tmp_path / "leaderboards"
+    record, samples, _ = retrieval_run({"name": "emcl", "agg_module": "seqTransf"}, 0)
+    write_run(runs / "exp", {**record, "training": {"epochs": 3, "steps": 8}}, samples)
+    eval_record = eval_only(record, runs / "exp/checkpoints/step_8", step=8)
+    write_run(runs / "exp" / "eval", eval_record, samples)
+    result = subprocess.run(
+        [sys.executable, "run.py", "--leaderboard", "--runs", str(runs),
+         "--leaderboard-dir", str(out)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        f"skipping {runs / 'exp/eval/results.json'}: same run and checkpoint as run exp, which "
+        "is shown"
+    ]
+    rows = [r for r in read_csv(out / "retrieval_msrvtt.csv") if r["kind"] == "reproduced"]
+    assert [(r["system"], r["source"]) for r in rows] == [
+        ("EMCL-Net", "run exp"),
+        ("EMCL-Net++", "run exp (inverted softmax)"),
+    ]

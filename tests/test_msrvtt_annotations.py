@@ -140,6 +140,44 @@ def test_undecodable_files_are_user_errors(tmp_path, content, reason):
     assert str(tmp_path / "MSRVTT_train.9k.csv") in _one_line(exc) and reason in str(exc.value)
 
 
+JSFUSION_HEADER = ["key", "vid_key", "video_id", "sentence"]
+
+
+@pytest.mark.parametrize(
+    ("extra_row", "reason"),
+    [
+        (["ret0", "msr1", "video1", "a cat"], "MSRVTT_JSFUSION_test.csv:4: repeats line 2"),
+        (
+            ["ret2", "msr1", "video1", "a dog"],
+            "MSRVTT_JSFUSION_test.csv:4: lists video 'video1' again (first on line 2)",
+        ),
+    ],
+)
+def test_a_test_video_twice_names_file_and_line(tmp_path, extra_row, reason):
+    rows = [JSFUSION_HEADER, ["ret0", "msr1", "video1", "a cat"], ["ret1", "msr2", "video2", "a"]]
+    _write_csv(tmp_path / "MSRVTT_JSFUSION_test.csv", [*rows, extra_row])
+    with pytest.raises(DataError) as exc:
+        load_msrvtt_pairs(tmp_path, "test")
+    assert f"{tmp_path / reason}" in _one_line(exc) and "lists each video once" in str(exc.value)
+
+
+def test_a_video_list_with_a_video_twice_names_file_and_line(tmp_path):
+    _write_csv(
+        tmp_path / "MSRVTT_test.full.csv", [["video_id"], ["video7"], ["video6"], ["video7"]]
+    )
+    with pytest.raises(DataError) as exc:
+        load_msrvtt_pairs(tmp_path, "test", test_csv="MSRVTT_test.full.csv")
+    assert f"{tmp_path / 'MSRVTT_test.full.csv'}:4: repeats line 2" in _one_line(exc)
+
+
+def test_a_caption_test_without_its_sentence_column_names_file_and_column(tmp_path):
+    _write_csv(tmp_path / "MSRVTT_JSFUSION_test.csv", [["key", "vid_key", "video_id"]])
+    with pytest.raises(DataError) as exc:
+        load_msrvtt_pairs(tmp_path, "test", captions_in_csv=True)
+    message = _one_line(exc)
+    assert f"{tmp_path / 'MSRVTT_JSFUSION_test.csv'}: missing column 'sentence'" in message
+
+
 def test_empty_caption_names_file_and_video(tmp_path):
     _write_csv(
         tmp_path / "MSRVTT_JSFUSION_test.csv",

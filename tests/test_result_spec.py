@@ -30,7 +30,7 @@ TASK = "counting_from_a_test"
 ERRORS = [0, 1, 0, 3, 0, 0, 2, 1, 0, 0]
 
 
-def _check(row: Mapping[str, Any], line: int) -> None:
+def _check(row: Mapping[str, Any], line: int, num_samples: Mapping[str, Any]) -> None:
     require_field(row, line, "clip", lambda v: isinstance(v, str), "a string")
     require_field(row, line, "error", lambda v: is_number(v) and v >= 0, "a number >= 0")
 

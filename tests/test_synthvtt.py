@@ -4,12 +4,14 @@ deterministic, generated once, recovered after an interruption, and calibrated a
 import json
 import multiprocessing
 import os
+import shutil
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 
+from harness.errors import DataError
 from tasks.datasets import synthvtt
 from tasks.datasets.msrvtt import load_msrvtt_pairs, load_msrvtt_qa
 
@@ -214,3 +216,42 @@ def test_bad_arguments_and_data_root(tmp_path, monkeypatch):
     assert synthvtt.default_data_root() == tmp_path
     monkeypatch.delenv("EMCL_BENCH_DATA")
     assert synthvtt.default_data_root() == Path(os.path.expanduser("~/.cache/emcl-bench"))
+
+
+def _entry(root: Path, split: str = "test") -> synthvtt.SynthVTT:
+    section = {"seed": 0, **SMALL}
+    config = {"synthvtt": section, "data": {"root": str(root), "video_root": None}}
+    return synthvtt.SynthVTT({**config, "eval": {"split": split}})
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        ("meta.json", b'{"chance": ', "not valid JSON"),
+        ("meta.json", b'{"chance": {"test": {}}}', "no number at chance.test.t2v_R@1"),
+        ("meta.json", b'{"chance": "\xff"}', "cannot read it as UTF-8 text"),
+        ("twins.json", b'{"test": [["video1"]]}', "expected {split: [[video id, video id], ...]}"),
+        ("twins.json", b"[", "not valid JSON"),
+    ],
+)
+def test_damaged_folder_files_are_one_line_errors_at_setup(small, tmp_path, name, content, reason):
+    """meta.json is read when the entry is built (before any training), twins.json with the
+    pairs; each error names the file and how to get a whole folder again."""
+    copy = tmp_path / small.name
+    shutil.copytree(small, copy, ignore=shutil.ignore_patterns("videos"))
+    (copy / name).write_bytes(content)
+    with pytest.raises(DataError) as exc:
+        _entry(tmp_path).pairs("test")
+    message = str(exc.value)
+    assert "\n" not in message and str(copy / name) in message and reason in message
+    assert "delete the synthvtt folder" in message
+
+
+def test_notes_come_from_meta_and_train_has_none(small):
+    oracle = json.loads((small / "meta.json").read_text())["oracle"]["test"]
+    expected = (
+        f"synthvtt test: chance T2V R@1 5.0, oracle ceiling R@1 {oracle['t2v']['r1']:.1f} "
+        f"(order-blind oracle {oracle['t2v_order_blind']['r1']:.1f})"
+    )
+    assert _entry(small.parent).notes() == [expected]
+    assert _entry(small.parent, "train").notes() == []  # meta.json has no train chance level

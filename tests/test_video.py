@@ -2,6 +2,7 @@
 
 import os
 import pickle
+import struct
 from pathlib import Path
 
 import av
@@ -219,6 +220,35 @@ def test_bad_videos_raise_one_line(tmp_path, real_video, faststart_copy):
     _assert_one_line_error(cut_data, "frame 48 was requested but only")
 
 
+def test_directory_empty_file_and_cut_index_are_one_line(tmp_path, real_video):
+    folder = tmp_path / "video1.mp4"
+    folder.mkdir()
+    _assert_one_line_error(folder, "is a directory")
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    _assert_one_line_error(empty, "the file is empty")
+    # Cut where the index (moov, after the data here) describes the codec (stsd): the file
+    # opens, with a video stream of no known codec.
+    data = real_video.read_bytes()
+    cut = tmp_path / "cut_index.mp4"
+    cut.write_bytes(data[: data.index(b"stsd")])
+    _assert_one_line_error(cut, "names no known codec")
+
+
+def test_frame_count_of_a_header_is_checked_against_the_file(tmp_path, real_video):
+    data = bytearray(real_video.read_bytes())
+    # The time-to-sample table's one entry (after size, type, version and flags, entry count)
+    # says how many frames follow: claim 10^9 instead of 50.
+    struct.pack_into(">I", data, data.index(b"stts") + 12, 10**9)
+    claimed = tmp_path / "claimed.mp4"
+    claimed.write_bytes(data)
+    with pytest.raises(VideoReadError) as error:
+        probe_video(claimed)
+    assert "its header claims 1000000000 frames, more than 16.67 s at 3 fps can hold" in str(
+        error.value
+    )
+
+
 def test_errors_pickle_and_files_are_closed(tmp_path, faststart_copy):
     error = pickle.loads(pickle.dumps(VideoReadError("/x/v.mp4", "a\nb")))
     assert str(error).startswith("cannot read video /x/v.mp4: a b.")
@@ -230,3 +260,19 @@ def test_errors_pickle_and_files_are_closed(tmp_path, faststart_copy):
             load_clip_uint8(cut, max_frames=12, size=32, framerate=1)
         load_clip_uint8(faststart_copy, max_frames=4, size=32, framerate=1)
     assert len(os.listdir("/proc/self/fd")) <= open_before
+
+
+def test_a_damaged_video_read_in_a_loader_worker_is_still_one_line(tmp_path):
+    from torch.utils.data import DataLoader
+
+    from harness.data import ClipSource, VideoDataset
+    from harness.video import VideoReadError
+
+    bad = tmp_path / "video0.mp4"
+    bad.write_bytes(b"not a video")
+    source = ClipSource(max_frames=4, image_size=32, framerate=None)
+    loader = DataLoader(VideoDataset([bad], source), batch_size=1, num_workers=1)
+    with pytest.raises(VideoReadError) as error:
+        next(iter(loader))
+    assert "\n" not in str(error.value)
+    assert str(error.value).startswith(f"cannot read video {bad}: ")

@@ -13,13 +13,13 @@ from harness.schema import RESULTS_FILE, SAMPLES_FILE, SampleRow
 
 
 def check_samples(spec: ResultSpec, samples: Sequence[SampleRow], record: Mapping) -> None:
-    """Raise :class:`SampleError` unless every row of ``samples`` fits ``spec`` and the row
-    counts agree with the record's ``num_samples``."""
+    """Raise :class:`SampleError` unless every row of ``samples`` fits ``spec`` and the record's
+    ``num_samples`` (e.g. a rank within its gallery), and the row counts agree with them."""
+    counts = record.get("num_samples") or {}
     for line, row in enumerate(samples, start=1):
         if not isinstance(row, Mapping):
             raise SampleError(f"{SAMPLES_FILE} line {line} is not a JSON object")
-        spec.check_sample(row, line)
-    counts = record.get("num_samples") or {}
+        spec.check_sample(row, line, counts)
     for count in spec.counted:
         rows, expected = count.rows(samples), counts.get(count.key)
         if is_number(expected) and rows != expected:

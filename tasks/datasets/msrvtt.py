@@ -28,6 +28,9 @@ QA_TITLE = "MSRVTT-QA"
 RETRIEVAL_SOURCE = "it comes from CLIP4Clip's msrvtt_data.zip"
 QA_SOURCE = "it comes with the EMCL-QA annotations, video_question_answering/data/MSRVTT"
 JSFUSION_COLUMNS = ("key", "vid_key", "video_id", "sentence")
+# Whether the test csv of each ``msrvtt.test_split`` holds the test captions (JSFusion: one
+# caption per video) or lists videos whose json captions are all evaluated (multi-sentence).
+CAPTIONS_IN_TEST_CSV = {"1k-A": True, "full": False}
 QA_FIELDS = ("answer", "question", "video_id", "answer_type")
 
 
@@ -38,18 +41,20 @@ def load_msrvtt_pairs(
     train_csv: str = "MSRVTT_train.9k.csv",
     test_csv: str = "MSRVTT_JSFUSION_test.csv",
     data_json: str = "MSRVTT_data.json",
+    captions_in_csv: bool | None = None,
 ) -> VideoTextPairs:
     """Caption-video pairs of one MSR-VTT split from the annotation files in ``root``.
 
     ``split="train"``: every sentence of ``data_json`` whose video is listed in ``train_csv``, in
     json order (the "expanded sentences" mode); one video entry per distinct video, in order of
-    first appearance. ``split="test"``: a ``test_csv`` with a sentence column (JSFusion format:
-    key, vid_key, video_id, sentence) gives its rows, caption i <-> video i; one with only a
-    video_id column (``MSRVTT_test.full.csv``, ``MSRVTT_val.full.csv``) gives every json sentence
-    of its videos as for training, several captions per video (multi-sentence evaluation). Videos
-    are ``{video_root or root/"videos"}/{id}.mp4``, or ``{id}.webm`` where only that exists.
-    Raises a one-line DataError for a missing or malformed annotation file (missing column or
-    key, empty caption) and ValueError for another ``split``.
+    first appearance. ``split="test"`` with ``captions_in_csv``: ``test_csv`` is in JSFusion
+    format (key, vid_key, video_id, sentence) and gives its rows, caption i <-> video i; without
+    it, ``test_csv`` lists videos in a video_id column (``MSRVTT_test.full.csv``,
+    ``MSRVTT_val.full.csv``) and gives every json sentence of its videos as for training, several
+    captions per video (multi-sentence evaluation); None: JSFusion when it has a sentence column.
+    Videos are ``{video_root or root/"videos"}/{id}.mp4``, or ``{id}.webm`` where only that
+    exists. Raises a one-line DataError for a missing or malformed annotation file (missing
+    column or key, empty caption, a video listed twice) and ValueError for another ``split``.
     """
     root = Path(root)
     videos_dir = Path(video_root) if video_root is not None else root / "videos"
@@ -57,7 +62,9 @@ def load_msrvtt_pairs(
         items = _json_sentences(root / train_csv, root / data_json)
     elif split == "test":
         header, rows = _read_csv(root / test_csv, ("video_id",))
-        if "sentence" in header:
+        if captions_in_csv is None:
+            captions_in_csv = "sentence" in header
+        if captions_in_csv:
             return _jsfusion_pairs(root / test_csv, header, rows, videos_dir)
         items = _json_sentences(root / test_csv, root / data_json)
     else:
@@ -138,8 +145,8 @@ def _jsfusion_pairs(
     for column in JSFUSION_COLUMNS:
         if column not in header:
             raise DataError(
-                f"{test_csv}: missing column {column!r} "
-                f"(expected header {','.join(JSFUSION_COLUMNS)})"
+                f"{test_csv}: missing column {column!r}: a test of one caption per video reads "
+                f"its captions from the csv (expected header {','.join(JSFUSION_COLUMNS)})"
             )
     video_ids = [row["video_id"] for row in rows]
     return VideoTextPairs(
@@ -168,7 +175,28 @@ def _read_csv(path: Path, columns: tuple[str, ...]) -> tuple[list[str], list[dic
     for lineno, row in enumerate(rows, start=2):
         if any(row[c] is None for c in header):
             raise DataError(f"{path}:{lineno}: row has fewer fields than the header")
+    _check_unique_videos(path, rows)
     return header, rows
+
+
+def _check_unique_videos(path: Path, rows: list[dict[str, str]]) -> None:
+    """A one-line DataError naming ``path`` and the line when a row names the video of an earlier
+    row: a split lists each video once, and a repeated test row would change the protocol (one
+    more query, or a gallery video counted twice)."""
+    first_line: dict[str, int] = {}
+    for lineno, row in enumerate(rows, start=2):
+        video = row["video_id"]
+        if video in first_line:
+            earlier = first_line[video]
+            what = (
+                f"repeats line {earlier} (video {video!r})"
+                if row == rows[earlier - 2]
+                else f"lists video {video!r} again (first on line {earlier})"
+            )
+            raise DataError(
+                f"{path}:{lineno}: {what}; a split lists each video once: remove one of the rows"
+            )
+        first_line[video] = lineno
 
 
 class MSRVTT(DatasetEntry):
@@ -194,6 +222,7 @@ class MSRVTT(DatasetEntry):
             "val": choose("msrvtt.test_split", test, self.options["val_csv"]),
             "test": choose("msrvtt.test_split", test, self.options["test_csv"]),
         }
+        self.captions_in_csv = CAPTIONS_IN_TEST_CSV.get(test)
 
     def pairs(self, split: str) -> VideoTextPairs:
         """Caption-video pairs of ``split`` (train, val or test)."""
@@ -205,6 +234,7 @@ class MSRVTT(DatasetEntry):
             train_csv=self.csv_of["train"],
             test_csv=self.csv_of[split],
             data_json=self.options["data_json"],
+            captions_in_csv=self.captions_in_csv,
         )
         one_to_one = pairs.caption_video == list(range(pairs.num_videos))
         kind = "one caption per video" if one_to_one else "every json caption of each video"

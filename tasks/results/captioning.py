@@ -7,12 +7,14 @@ Sample rows (written by :mod:`tasks.captioning`): ``video_id`` (str), optionally
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from harness.result_spec import (
+    Bounds,
     Column,
     Count,
     PerQuery,
@@ -23,17 +25,25 @@ from harness.result_spec import (
 )
 
 PER_VIDEO_KEYS = ("ROUGE-L", "CIDEr")
+PERCENT = Bounds(0.0, 100.0)
+# CIDEr-D averages, over n = 1..4, clipped cosine similarities times a length penalty (each at
+# most 1), times 10: at most 1000 in percent.
+CIDER = Bounds(0.0, 1000.0)
 
 
-def _check(row: Mapping[str, Any], line: int) -> None:
+def _is_score(value: Any) -> bool:
+    return is_number(value) and math.isfinite(value)
+
+
+def _check(row: Mapping[str, Any], line: int, num_samples: Mapping[str, Any]) -> None:
     require_field(row, line, "video_id", lambda v: isinstance(v, str), "a string")
     if "scores" in row:
         require_field(
             row,
             line,
             "scores",
-            lambda v: isinstance(v, Mapping) and all(is_number(x) for x in v.values()),
-            "a mapping of metric -> number",
+            lambda v: isinstance(v, Mapping) and all(_is_score(x) for x in v.values()),
+            "a mapping of metric -> finite number",
         )
 
 
@@ -51,10 +61,10 @@ def _per_query(samples: Sequence[Mapping[str, Any]], postprocessing: str | None)
 SPEC = ResultSpec(
     title="Video captioning",
     columns=(
-        Column("BLEU-4", "BLEU-4", ("BLEU-4",)),
-        Column("METEOR", "METEOR", ("METEOR",)),
-        Column("ROUGE-L", "ROUGE-L", ("ROUGE-L",), ci=True),
-        Column("CIDEr", "CIDEr", ("CIDEr",), ci=True),
+        Column("BLEU-4", "BLEU-4", ("BLEU-4",), bounds=PERCENT),
+        Column("METEOR", "METEOR", ("METEOR",), bounds=PERCENT),
+        Column("ROUGE-L", "ROUGE-L", ("ROUGE-L",), ci=True, bounds=PERCENT),
+        Column("CIDEr", "CIDEr", ("CIDEr",), ci=True, bounds=CIDER),
     ),
     footnotes=(
         "pycocoevalcap scores in percent (CIDEr is CIDEr-D). BLEU-4 and METEOR are "

@@ -12,14 +12,24 @@ from typing import Any
 
 import numpy as np
 
-from harness.result_spec import Column, Count, PerQuery, QueryData, ResultSpec, require_field
+from harness.result_spec import (
+    Bounds,
+    Column,
+    Count,
+    PerQuery,
+    QueryData,
+    ResultSpec,
+    require_field,
+)
+
+PERCENT = Bounds(0.0, 100.0)
 
 
 def _is_bool(value: Any) -> bool:
     return isinstance(value, bool)
 
 
-def _check(row: Mapping[str, Any], line: int) -> None:
+def _check(row: Mapping[str, Any], line: int, num_samples: Mapping[str, Any]) -> None:
     require_field(row, line, "question_id", lambda v: v is not None, "set")
     require_field(row, line, "correct", _is_bool, "true or false")
     require_field(row, line, "in_vocab", _is_bool, "true or false")
@@ -41,13 +51,14 @@ def _per_query(samples: Sequence[Mapping[str, Any]], postprocessing: str | None)
 SPEC = ResultSpec(
     title="Video question answering",
     columns=(
-        Column("accuracy", "accuracy", ("accuracy",), ci=True),
+        Column("accuracy", "accuracy", ("accuracy",), ci=True, bounds=PERCENT),
         Column(
             "accuracy_in_vocab",
             "accuracy (in-vocab)",
             ("accuracy_in_vocab",),
             required=False,
             ci=True,
+            bounds=PERCENT,
         ),
     ),
     footnotes=(

@@ -4,6 +4,10 @@ and p-values on R@1, R@K curves from the per-query ranks.
 Sample rows (written by :mod:`tasks.retrieval`): ``direction`` ("t2v" | "v2t"), ``query`` (int),
 ``rank`` (int >= 1), optionally ``rank_<postprocessing>`` (e.g. ``rank_inverted_softmax``),
 ``video_id``, ``caption``.
+
+Both directions rank videos: a text query ranks the videos, and a video query ranks the videos by
+the best score of their sentences (one-to-one sets: by their one sentence). So every rank, and
+every MdR and MnR, is at most ``num_samples.videos``.
 """
 
 from __future__ import annotations
@@ -13,10 +17,22 @@ from typing import Any
 
 import numpy as np
 
-from harness.result_spec import Column, Count, PerQuery, QueryData, ResultSpec, require_field
+from harness.result_spec import (
+    Bounds,
+    Column,
+    Count,
+    PerQuery,
+    QueryData,
+    ResultSpec,
+    is_number,
+    require_field,
+)
 
 DIRECTIONS = ("t2v", "v2t")
 RANK_METRICS = ("R@1", "R@5", "R@10", "R@50", "MdR", "MnR")
+GALLERY = "videos"  # the num_samples count every rank is within
+PERCENT = Bounds(0.0, 100.0)
+RANK = Bounds(low=1.0, at_most=GALLERY)
 
 
 def _columns() -> tuple[Column, ...]:
@@ -30,23 +46,30 @@ def _columns() -> tuple[Column, ...]:
             p_value=name == "R@1",
             mean_rank=name == "MnR",
             higher_is_better=name.startswith("R@"),
+            bounds=PERCENT if name.startswith("R@") else RANK,
         )
         for direction in DIRECTIONS
         for name in RANK_METRICS
     )
 
 
-def _is_rank(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+def _is_rank(value: Any, top: float | None) -> bool:
+    """An integer from 1 to ``top`` (None: no upper bound)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        return False
+    return top is None or value <= top
 
 
-def _check(row: Mapping[str, Any], line: int) -> None:
+def _check(row: Mapping[str, Any], line: int, num_samples: Mapping[str, Any]) -> None:
     require_field(row, line, "direction", lambda v: v in DIRECTIONS, "'t2v' or 'v2t'")
     require_field(row, line, "query", lambda v: isinstance(v, int), "an integer")
-    require_field(row, line, "rank", _is_rank, "an integer >= 1")
-    for key in row:
-        if key.startswith("rank_"):
-            require_field(row, line, key, _is_rank, "an integer >= 1")
+    gallery = num_samples.get(GALLERY)
+    top = gallery if is_number(gallery) else None  # a record without the count: no upper bound
+    what = (
+        "an integer >= 1" if top is None else f"an integer from 1 to {top} (num_samples.{GALLERY})"
+    )
+    for key in ("rank", *(k for k in row if k.startswith("rank_"))):
+        require_field(row, line, key, lambda v: _is_rank(v, top), what)
 
 
 def _per_query(samples: Sequence[Mapping[str, Any]], postprocessing: str | None) -> QueryData:

@@ -33,13 +33,12 @@ This module is the dataset entry (`SynthVTT`) and the folder's life cycle (`ensu
 The generator: ``scene`` (what a video is), ``sampling`` (scenes from the seed), ``captions``
 (the grammar), ``questions``, ``rendering`` (frames and mp4), ``files`` (the folder's files),
 ``meta`` and ``oracle`` (meta.json and its calibration statistics), ``lock`` (one generation at
-a time).
+a time), ``readback`` (twins.json and meta.json read back, checked).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
 from pathlib import Path
@@ -56,6 +55,7 @@ from tasks.datasets.msrvtt import (
 from tasks.datasets.synthvtt.files import SPLIT_CSV, generate
 from tasks.datasets.synthvtt.lock import locked
 from tasks.datasets.synthvtt.oracle import oracle_ceiling
+from tasks.datasets.synthvtt.readback import calibration_notes, twin_partners
 from tasks.datasets.synthvtt.rendering import render
 from tasks.datasets.synthvtt.sampling import DEFAULT_SIZES, GENERATOR_VERSION, SPLITS, sample_scenes
 
@@ -141,10 +141,10 @@ def synthvtt_pairs(
     if split == "train":
         pairs = load_msrvtt_pairs(folder, "train", video_root)
     else:
-        pairs = load_msrvtt_pairs(folder, "test", video_root, test_csv=SPLIT_CSV[split])
-    partner = {}
-    for a, b in json.loads((folder / "twins.json").read_text())[split]:
-        partner[a], partner[b] = b, a
+        pairs = load_msrvtt_pairs(
+            folder, "test", video_root, test_csv=SPLIT_CSV[split], captions_in_csv=True
+        )
+    partner = twin_partners(folder, split)
     group_of: dict[str, int] = {}
     groups = []
     for video in pairs.video_ids:
@@ -161,7 +161,8 @@ def check_split(split: str) -> None:
 
 class SynthVTT:
     """The ``synthvtt`` dataset entry: generated on first use under ``data.root`` (default
-    :func:`default_data_root`), sizes and seed from the ``synthvtt`` config section."""
+    :func:`default_data_root`), sizes and seed from the ``synthvtt`` config section. Building it
+    reads meta.json, so a damaged one stops a run before it trains."""
 
     def __init__(self, config: dict) -> None:
         section = config["synthvtt"]
@@ -173,6 +174,7 @@ class SynthVTT:
         self.sizes = {key: section[key] for key in DEFAULT_SIZES}
         self.folder = ensure_synthvtt(self.root, self.seed, **self.sizes)
         self.split = config["eval"]["split"]
+        self.calibration = calibration_notes(self.folder, self.split)
 
     def pairs(self, split: str) -> VideoTextPairs:
         """Caption-video pairs of ``split`` (train, val or test)."""
@@ -180,14 +182,7 @@ class SynthVTT:
 
     def notes(self) -> list[str]:
         """Chance level and oracle ceiling of the evaluated split, from meta.json."""
-        meta = json.loads((self.folder / "meta.json").read_text())
-        chance = meta["chance"][self.split]
-        oracle = meta["oracle"][self.split]
-        return [
-            f"synthvtt {self.split}: chance T2V R@1 {chance['t2v_R@1']:.1f}, "
-            f"oracle ceiling R@1 {oracle['t2v']['r1']:.1f} "
-            f"(order-blind oracle {oracle['t2v_order_blind']['r1']:.1f})"
-        ]
+        return list(self.calibration)
 
     def qa_questions(self, split: str) -> list[dict[str, str]]:
         """The MSRVTT-QA items (answer, question, video_id, answer_type) of ``qa/{split}.jsonl``."""

@@ -1,0 +1,35 @@
+"""Range and choice rules of the keys each task owns (its yaml under ``configs/tasks``), checked
+when the config is resolved (:mod:`harness.config_checks`). Light: no torch, so the registry
+reaches them through ``TASKS.register(..., checks="tasks.checks:<TASK>")``."""
+
+from harness.config_checks import (
+    Rule,
+    dropout,
+    finite,
+    non_negative,
+    one_of,
+    positive,
+    positive_int,
+)
+
+DECODERS = ("greedy", "beam")
+
+RETRIEVAL: tuple[Rule, ...] = (
+    positive("eval.inverted_softmax_temp"),  # the scores are divided by it
+)
+
+QA: tuple[Rule, ...] = (
+    positive_int("qa.proj_dim", optional=True),  # null: 4 x D
+    positive_int("qa.classifier_dim", optional=True),  # null: 2 x (2 x proj_dim)
+    dropout("qa.dropout"),
+    non_negative("qa.contrastive_weight"),
+)
+
+CAPTIONING: tuple[Rule, ...] = (
+    positive_int("captioning.decoder_layers"),
+    dropout("captioning.dropout"),
+    positive_int("captioning.max_len"),
+    one_of("captioning.decode", *DECODERS),
+    positive_int("captioning.beam_size"),
+    finite("captioning.length_penalty"),
+)
