@@ -41,6 +41,7 @@ from harness.checkpoints import (
 )
 from harness.config import Config, load_yaml, to_yaml
 from harness.optim import build_optimizer
+from harness.phases import announce
 from harness.task import Task
 
 # With stdout not a terminal, a progress line at least this often (and at the first and last step)
@@ -381,7 +382,7 @@ def _train_phase(
 def _phase(accelerator: Accelerator, text: str) -> None:
     """Print one line saying what the run does now (main process), flushed for logs."""
     if accelerator.is_main_process:
-        print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
+        announce(text)
 
 
 class _PlainProgress:

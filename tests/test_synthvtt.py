@@ -110,6 +110,15 @@ def test_same_seed_same_files_other_seed_other_files(small, tmp_path):
     assert (other / "MSRVTT_data.json").read_bytes() != (small / "MSRVTT_data.json").read_bytes()
 
 
+def test_generation_says_so_in_a_phase_line_and_a_complete_folder_says_nothing(tmp_path, capsys):
+    folder = synthvtt.ensure_synthvtt(tmp_path, seed=0, train_videos=2, val_videos=1, test_videos=2)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("] ", 1)[1].split(" ")[0] for line in lines] == ["generate:", "generate:"]
+    assert str(folder) in lines[0] and "5 videos" in lines[0]
+    synthvtt.ensure_synthvtt(tmp_path, seed=0, train_videos=2, val_videos=1, test_videos=2)
+    assert capsys.readouterr().out == ""
+
+
 def test_complete_folder_is_never_regenerated(small, monkeypatch):
     before = {p: p.stat().st_mtime_ns for p in small.rglob("*")}
 

@@ -41,10 +41,12 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import time
 from pathlib import Path
 
 from harness.config import ConfigError
 from harness.data_types import VideoTextPairs
+from harness.phases import announce
 from tasks.datasets.msrvtt import (
     load_answer_vocabulary,
     load_msrvtt_captions,
@@ -120,9 +122,12 @@ def ensure_synthvtt(
         if target.exists():
             shutil.rmtree(target)
         tmp = root / f".{target.name}.tmp-{os.getpid()}"
+        started = time.perf_counter()
+        announce(f"generate: synthvtt {sum(sizes.values())} videos into {target}")
         try:
             generate(tmp, seed, sizes, workers)
             tmp.rename(target)
+            announce(f"generate: done in {time.perf_counter() - started:.1f} s")
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return target
