@@ -88,6 +88,20 @@ def test_scores_match_reference_without_emcl():
     assert model.eval_block is None  # without EMCL, blocks do not change scores
 
 
+def test_saved_reference_checkpoint_loads_through_the_adapter(tmp_path):
+    """The released layout as ``torch.save`` writes it (CLIP matrices in float16)."""
+    torch.save(checkpoint(), tmp_path / "pytorch_model.bin.2")
+    sd = torch.load(tmp_path / "pytorch_model.bin.2", weights_only=True)
+    assert sd["clip.visual.conv1.weight"].dtype == torch.float16
+    clip = CLIPModel(clip_config_from_openai(sd, prefix="clip.", head_dim=HEAD_DIM))
+    model = CLIP2Video(VideoTextEncoder(clip), run_config())
+    load_reference_checkpoint(model, sd)
+    with torch.no_grad():
+        sim = model.eval().similarity(*features(model))
+    torch.testing.assert_close(sim, golden()["sim"] / model.logit_scale.detach(), atol=ATOL, rtol=0)
+    torch.testing.assert_close(model.emb_center, sd["emb_center"].float())
+
+
 def test_emcl_inference_scores_match_reference():
     """EMCL on the global branch (k 7, 10 stages, lamd 0.1, beta 4, seed-42 mu): our float32
     features, the EM step in float64 on both sides."""
