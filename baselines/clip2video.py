@@ -111,12 +111,14 @@ class CLIP2Video(RetrievalModel):
 
     def __init__(self, encoder: VideoTextEncoder, config: Config) -> None:
         super().__init__(encoder, config["train"]["gather_grad"])
-        method = config["method"]
+        method, frames = config["method"], config["data"]["max_frames"]
         check_choice("method.mask_order", method["mask_order"], MASK_ORDERS)
-        if config["data"]["max_frames"] < 3:
+        rows = encoder.clip.config.text_config.max_position_embeddings
+        if not 3 <= frames <= rows:
             raise ConfigError(
-                "clip2video needs data.max_frames >= 3 (its TAB branch puts difference tokens "
-                f"between every second frame), got {config['data']['max_frames']}"
+                f"clip2video needs 3 <= data.max_frames <= {rows} (its TAB branch puts difference "
+                "tokens between every second frame; frame positions come from the CLIP text "
+                f"position table), got {frames}"
             )
         width = encoder.embed_dim
         heads = encoder.clip.config.text_config.num_attention_heads

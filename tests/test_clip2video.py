@@ -177,9 +177,11 @@ def test_random_init_starts_from_clip_text():
         )
 
 
-def test_too_few_frames_is_a_config_error():
-    with pytest.raises(ConfigError, match="data.max_frames >= 3"):
-        random_model(max_frames=2)
+@pytest.mark.parametrize("max_frames", [2, 17])
+def test_frame_count_outside_the_model_is_a_config_error(max_frames):
+    with pytest.raises(ConfigError, match=r"3 <= data.max_frames <= 16 .*, got") as err:
+        random_model(max_frames=max_frames)
+    assert "\n" not in str(err.value)
 
 
 def test_mask_order_per_video_makes_videos_independent_of_their_batch():
