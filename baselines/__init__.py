@@ -60,6 +60,13 @@ _method(
     checks="HMMC",
 )
 _method(
+    "retrieval",
+    "clip2video",
+    "baselines.clip2video:CLIP2Video",
+    "CLIP2Video: temporal difference and alignment blocks; host of EMCL's inference module",
+    checks="CLIP2VIDEO",
+)
+_method(
     "qa",
     "emcl",
     "baselines.qa_emcl:EMCLQA",

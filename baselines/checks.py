@@ -25,6 +25,7 @@ EMCL_MODES = ("off", "inference", "joint")  # the EMCL plug-in on any retrieval 
 INTERACTIONS = ("dp", "ti", "wti", "xti")  # DRL's text-video interactions
 WTI_ARCHS = (1, 2, 3)
 CDCR_VARIANTS = (0, 1, 2, 3)
+MASK_ORDERS = ("reference", "per_video")  # CLIP2Video's frame masks over attention heads
 
 
 def em_step(section: str, momentum: bool = True) -> tuple[Rule, ...]:
@@ -80,6 +81,14 @@ DRL: tuple[Rule, ...] = (
     non_negative("method.cdcr_alpha1"),
     non_negative("method.cdcr_alpha2"),
     non_negative("method.cdcr_lambda"),
+    *emcl_plugin(),
+)
+
+CLIP2VIDEO: tuple[Rule, ...] = (
+    non_negative_int("method.temporal_layers"),
+    positive_int("method.center_k"),
+    fraction("method.center_weight"),
+    one_of("method.mask_order", *MASK_ORDERS),
     *emcl_plugin(),
 )
 

@@ -20,6 +20,14 @@ Variant = Literal["emcl_net", "joint"]
 _EPS = 1e-6
 
 
+def initial_mu(k: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The reference's initial bases (1, k): ``N(0, sqrt(2 / k))`` drawn from ``generator`` (the
+    global CPU RNG when None), then divided by ``1e-6 + |value|`` (a column norm of one row), so
+    every entry is about +1 or -1."""
+    mu = torch.empty(1, k).normal_(0, math.sqrt(2.0 / k), generator=generator)
+    return mu / (_EPS + mu.norm(dim=0, keepdim=True))
+
+
 class EMCL(nn.Module):
     """The EM subspace step with a momentum-updated basis initialisation ``mu`` (buffer, (1, k)).
 
@@ -50,14 +58,19 @@ class EMCL(nn.Module):
         self.beta = beta
         self.variant = variant
         # Same draw as the reference (global CPU RNG, default dtype), so a seed gives its signs.
-        mu = torch.empty(1, k).normal_(0, math.sqrt(2.0 / k))
-        self.register_buffer("mu", mu / (_EPS + mu.norm(dim=0, keepdim=True)))
+        self.register_buffer("mu", initial_mu(k))
 
     def extra_repr(self) -> str:
         return (
             f"k={self.k}, stage_num={self.stage_num}, momentum={self.momentum}, "
             f"lamd={self.lamd}, beta={self.beta}, variant={self.variant!r}"
         )
+
+    def seed_mu(self, seed: int) -> None:
+        """Set ``mu`` to the reference's draw when its Emcl object is the first consumer of the
+        CPU RNG after ``torch.manual_seed(seed)`` (METHODS §4.7), whatever else this process drew
+        before; e.g. seed 42, k 7 gives the signs ``+ + + + - - +``."""
+        self.mu = initial_mu(self.k, torch.Generator().manual_seed(seed)).to(self.mu)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` (N, D) -> ``x + beta * R`` (N, D); gradients flow through ``x`` only.

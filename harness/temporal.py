@@ -51,23 +51,55 @@ class SeqLSTM(nn.Module):
         return out + frames
 
 
-class SeqTransformer(nn.Module):
-    """seqTransf: position embeddings, pre-LN attention blocks without a causal mask, residual."""
+class TransformerBlocks(nn.Module):
+    """Pre-LN attention blocks without a causal mask (the references' ``Transformer`` of
+    ``module_cross``): transformers' ``CLIPEncoderLayer`` with TF-style LayerNorm epsilon 1e-12."""
 
-    def __init__(self, width: int, heads: int, num_layers: int, max_positions: int) -> None:
+    def __init__(self, width: int, heads: int, num_layers: int) -> None:
         super().__init__()
         config = CLIPTextConfig(
             hidden_size=width,
             intermediate_size=4 * width,
             num_attention_heads=heads,
             num_hidden_layers=num_layers,
-            max_position_embeddings=max_positions,
             hidden_act="quick_gelu",
             layer_norm_eps=1e-12,
         )
         config._attn_implementation = "sdpa"
-        self.position_embeddings = nn.Embedding(max_positions, width)
+        self.width = width
+        self.heads = heads
         self.layers = nn.ModuleList(CLIPEncoderLayer(config) for _ in range(num_layers))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """x (B, L, D), mask (B, L) -> (B, L, D): see :meth:`attend`."""
+        return self.attend(x, mask)
+
+    def attend(self, x: torch.Tensor, mask: torch.Tensor, head_major: bool = False) -> torch.Tensor:
+        """x (B, L, D), mask (B, L) -> the blocks' output (B, L, D); positions with mask 0 are
+        masked as keys only (their own rows are still computed).
+
+        ``head_major``: the mask order of CLIP2Video's and HMMC's ``attn_mask.repeat(heads, 1,
+        1)`` under ``nn.MultiheadAttention`` (METHODS §10.16): head h of item b uses the mask of
+        item ``(b * heads + h) % B``, so items of different lengths mask each other's keys.
+        """
+        if head_major:
+            b = mask.shape[0]
+            owner = (torch.arange(b)[:, None] * self.heads + torch.arange(self.heads)) % b
+            keys = mask[owner.to(mask.device)]  # (B, heads, L)
+        else:
+            keys = mask[:, None]
+        bias = (1.0 - keys.to(x.dtype))[:, :, None, :] * MASK_BIAS
+        for layer in self.layers:
+            x = layer(x, bias)
+        return x
+
+
+class SeqTransformer(TransformerBlocks):
+    """seqTransf: position embeddings, pre-LN attention blocks without a causal mask, residual."""
+
+    def __init__(self, width: int, heads: int, num_layers: int, max_positions: int) -> None:
+        super().__init__(width, heads, num_layers)
+        self.position_embeddings = nn.Embedding(max_positions, width)
 
     def forward(self, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """frames (B, F, D), mask (B, F) -> T(frames + pos[:F]) + frames, (B, F, D).
@@ -75,10 +107,7 @@ class SeqTransformer(nn.Module):
         Padded frames are masked as keys only; their own rows are still computed.
         """
         x = frames + self.position_embeddings.weight[: frames.shape[1]]
-        bias = (1.0 - mask.to(frames.dtype))[:, None, None, :] * MASK_BIAS
-        for layer in self.layers:
-            x = layer(x, bias)
-        return x + frames
+        return self.attend(x, mask) + frames
 
 
 def init_weights(module: nn.Module) -> None:
@@ -119,22 +148,24 @@ def build_aggregator(
 
 @torch.no_grad()
 def init_from_clip_text(aggregator: nn.Module, clip: CLIPModel) -> None:
-    """The reference initialization trick, in place: a seqTransf takes CLIP's text position table
-    (rows 0..max_positions-1) and text layers i < its depth; layers deeper than the text tower
-    and all other modules keep their random init."""
-    if not isinstance(aggregator, SeqTransformer):
+    """The reference initialization trick, in place: attention blocks (a seqTransf or bare
+    :class:`TransformerBlocks`) take CLIP's text layers i < their depth, a seqTransf also the text
+    position table (rows 0..max_positions-1); layers deeper than the text tower and all other
+    modules keep their random init."""
+    if not isinstance(aggregator, TransformerBlocks):
         return
     text = clip.text_model
     table = text.embeddings.position_embedding.weight
-    width = aggregator.position_embeddings.weight.shape[1]
-    if table.shape[1] != width:
+    if table.shape[1] != aggregator.width:
         raise CheckpointError(
-            f"seqTransf width {width} differs from the CLIP text width {table.shape[1]}; the "
-            "CLIP init needs text width == embedding width: use a checkpoint whose text width "
-            "equals its projection_dim, or the meanP or seqLSTM temporal module"
+            f"seqTransf width {aggregator.width} differs from the CLIP text width "
+            f"{table.shape[1]}; the CLIP init needs text width == embedding width: use a "
+            "checkpoint whose text width equals its projection_dim, or the meanP or seqLSTM "
+            "temporal module"
         )
-    rows = min(table.shape[0], aggregator.position_embeddings.weight.shape[0])
-    aggregator.position_embeddings.weight[:rows] = table[:rows]
+    if isinstance(aggregator, SeqTransformer):
+        rows = min(table.shape[0], aggregator.position_embeddings.weight.shape[0])
+        aggregator.position_embeddings.weight[:rows] = table[:rows]
     for ours, theirs in zip(aggregator.layers, text.encoder.layers, strict=False):
         ours.load_state_dict(theirs.state_dict())
 
