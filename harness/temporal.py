@@ -100,6 +100,9 @@ class SeqTransformer(TransformerBlocks):
     def __init__(self, width: int, heads: int, num_layers: int, max_positions: int) -> None:
         super().__init__(width, heads, num_layers)
         self.position_embeddings = nn.Embedding(max_positions, width)
+        # registered before the layers, as seqTransf always was: the random init draws, the
+        # optimizer's parameter order and so every trained number stay those of earlier runs
+        self._modules["layers"] = self._modules.pop("layers")
 
     def forward(self, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """frames (B, F, D), mask (B, F) -> T(frames + pos[:F]) + frames, (B, F, D).
