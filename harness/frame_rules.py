@@ -80,7 +80,10 @@ def cv2_grid_indices(
     """
     int_fps = int(fps)
     if int_fps < 1:
-        raise ConfigError(f"data.sampling=cv2_grid needs a video of at least 1 fps, got {fps:g}")
+        raise ConfigError(
+            f"data.sampling=cv2_grid needs videos of at least 1 fps (the OpenCV reader truncates "
+            f"the rate), one has {fps:g}: use data.sampling=decord"
+        )
     rate = _integer_rate(framerate)
     if rate == 0:
         rate = int_fps
