@@ -167,6 +167,7 @@ def check_against_checkpoint(config: dict, checkpoint: Path, eval_only: bool) ->
 
 def prepare_dataset(config: dict, args: argparse.Namespace) -> int:
     """``--prepare``: compress the raw videos and build the frame cache for this config."""
+    from harness.frame_cache import config_settings
     from harness.prepare import prepare
     from harness.registry import DATASETS
 
@@ -174,11 +175,7 @@ def prepare_dataset(config: dict, args: argparse.Namespace) -> int:
     dataset = DATASETS.get(config["dataset"])(config)
     report = prepare(
         dataset.folder,
-        {
-            "max_frames": data["max_frames"],
-            "image_size": data["image_size"],
-            "framerate": data["video_framerate"] or None,
-        },
+        config_settings(data),
         raw_videos=args.video_root,
         compress=not args.no_compress,
         build_cache=not args.no_cache,
@@ -190,8 +187,9 @@ def prepare_dataset(config: dict, args: argparse.Namespace) -> int:
 
 
 def list_registered() -> None:
-    """Print every registered task with the methods it can run, then the datasets."""
-    from harness.registry import DATASETS, METHODS, TASKS
+    """Print every registered task with the methods it can run, then the datasets and the
+    frame rules (``data.sampling``)."""
+    from harness.registry import DATASETS, FRAME_RULES, METHODS, TASKS
 
     print("tasks and their methods:")
     for task, text in TASKS.describe():
@@ -200,6 +198,9 @@ def list_registered() -> None:
             print(f"    {name:<12} {method_text}")
     print("datasets:")
     for name, text in DATASETS.describe():
+        print(f"  {name:<14} {text}")
+    print("frame rules (data.sampling; reference: the method's own):")
+    for name, text in FRAME_RULES.describe():
         print(f"  {name:<14} {text}")
 
 
@@ -234,7 +235,13 @@ def compare_methods(args: argparse.Namespace) -> int:
     from accelerate import PartialState
 
     from harness.checkpoints import resume_checkpoint
-    from harness.compare import finished_record, parse_methods, print_compare, write_compare
+    from harness.compare import (
+        check_one_frame_protocol,
+        finished_record,
+        parse_methods,
+        print_compare,
+        write_compare,
+    )
     from harness.engine import default_output_dir
     from harness.errors import UsageError
 
@@ -245,6 +252,7 @@ def compare_methods(args: argparse.Namespace) -> int:
     for method in methods:
         args.method = method
         configs[method] = resolve_config(args)
+    check_one_frame_protocol(configs)
     first = configs[methods[0]]
     folder = args.output_dir or default_output_dir(
         Path(first["output_root"]), f"compare-{first['task']}-{first['dataset']}"

@@ -8,7 +8,7 @@ resolved).
 
 from pathlib import Path
 
-from harness.registry import METHODS
+from harness.registry import FRAME_RULES, METHODS
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
 
@@ -91,4 +91,10 @@ _method(
     "clip",
     "baselines.captioning_clip:CLIPCaptioner",
     "plain CLIP: mean-pooled frames, no EM step, same decoder",
+)
+
+FRAME_RULES.register(
+    "hmmc",
+    "baselines.hmmc_frames:HMMC_FRAMES",
+    "HMMC: 30 JPEG frames at linspace(0, n-10, 30), max_frames of them picked",
 )

@@ -33,6 +33,25 @@ def parse_methods(text: str) -> list[str]:
     return names
 
 
+FRAME_PROTOCOL_KEYS = ("sampling", "resize", "slice_framepos")  # of the data section
+
+
+def check_one_frame_protocol(configs: Mapping[str, Mapping[str, Any]]) -> None:
+    """Raise UsageError unless every method's resolved config (``{method: config}``) reads
+    frames by the same rule: a comparison differs only in the method, and
+    ``data.sampling=reference`` gives each method its own rule."""
+    rules = {
+        method: tuple(config["data"][key] for key in FRAME_PROTOCOL_KEYS)
+        for method, config in configs.items()
+    }
+    if len(set(rules.values())) > 1:
+        listed = ", ".join(f"{method} {rule[0]}" for method, rule in rules.items())
+        raise UsageError(
+            f"--compare runs every method under one frame rule, but data.sampling gives "
+            f"{listed}: set data.sampling to one of decord, cv2_grid, hmmc"
+        )
+
+
 def flat_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
     """``{"t2v": {"R@1": 20.1}}`` -> ``{"t2v R@1": 20.1}`` (numbers only)."""
     flat: dict[str, float] = {}

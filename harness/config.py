@@ -227,6 +227,17 @@ def resolve_names(
     return names
 
 
+def resolve_reference_sampling(config: Config) -> None:
+    """Replace ``data.sampling=reference`` by the run's own rule, ``data.reference_sampling``
+    (set by the method's yaml and, where every reference reads a dataset one way, by the
+    dataset's), so that records, frame caches and resumes see the rule actually used."""
+    from harness.config_checks import REFERENCE_SAMPLING  # see resolve_config
+
+    data = config["data"]
+    if data["sampling"] == REFERENCE_SAMPLING:
+        data["sampling"] = data["reference_sampling"]
+
+
 def resolve_config(
     base_path: Path,
     given: Mapping[str, str | None],
@@ -268,6 +279,7 @@ def resolve_config(
     for key, value in (settings or {}).items():
         set_key(config, key, value, source="the command line")
     config = apply_overrides(config, overrides)
+    resolve_reference_sampling(config)
     entries = (task_entry, dataset_entry, method_entry)
     check_config(config, HARNESS + tuple(r for entry in entries for r in entry.rules()))
     return config

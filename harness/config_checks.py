@@ -29,6 +29,11 @@ OPTIMIZERS = ("adamw", "bertadam")
 GATHER_MODES = ("local", "sum")
 TIE_RULES = ("honest", "reference")
 AGGREGATORS = ("meanP", "seqLSTM", "seqTransf")  # temporal modules over frame features
+# data.sampling also takes "reference", which the config resolves to the method's own rule
+# (data.reference_sampling); the rules themselves are the entries of harness.registry.FRAME_RULES.
+REFERENCE_SAMPLING = "reference"
+RESIZE_MODES = ("torch", "pil")
+SLICE_POSITIONS = (0, 1, 2)  # slice_framepos: head, tail, uniform
 
 
 class Rule(ABC):
@@ -186,12 +191,65 @@ def one_of(key: str, *options: Any) -> Choice:
     return Choice(key, options)
 
 
+@dataclass(frozen=True)
+class FrameRuleName(Rule):
+    """The name of a registered frame rule (``harness.registry.FRAME_RULES``), or also
+    ``reference`` when ``reference_ok``."""
+
+    key: str
+    reference_ok: bool = False
+
+    def check(self, config: Config) -> None:
+        from harness.registry import FRAME_RULES  # light; imported here as config.py does
+
+        words = (*FRAME_RULES.names(), *((REFERENCE_SAMPLING,) if self.reference_ok else ()))
+        Choice(self.key, tuple(words)).check(config)
+
+
+@dataclass(frozen=True)
+class SliceNeedsGrid(Rule):
+    """``data.slice_framepos`` acts only under ``data.sampling=cv2_grid`` (the decord and hmmc
+    readers subsample uniformly, always): another value with another rule would be ignored."""
+
+    key: str = "data.slice_framepos"
+
+    def check(self, config: Config) -> None:
+        position, sampling = get_key(config, self.key), get_key(config, "data.sampling")
+        if position != 2 and sampling != "cv2_grid":
+            raise ConfigError(
+                f"config key {self.key!r} is {position!r}, but only data.sampling=cv2_grid "
+                f"slices (data.sampling is {sampling!r}): drop it or set data.sampling=cv2_grid"
+            )
+
+
+@dataclass(frozen=True)
+class WholeRateForGrid(Rule):
+    """Under ``data.sampling=cv2_grid`` the frame rate is a whole number of frames per second
+    (the OpenCV reader's ``--feature_framerate`` is an integer flag)."""
+
+    key: str = "data.video_framerate"
+
+    def check(self, config: Config) -> None:
+        rate = get_key(config, self.key)
+        if get_key(config, "data.sampling") == "cv2_grid" and rate != int(rate):
+            raise ConfigError(
+                f"config key {self.key!r} must be a whole number under data.sampling=cv2_grid, "
+                f"got {rate!r}"
+            )
+
+
 HARNESS: tuple[Rule, ...] = (
     IntRange("seed", 0, 2**32 - 1),  # numpy's seed range
     positive_int("data.max_words"),
     positive_int("data.max_frames"),
     non_negative("data.video_framerate"),  # 0 = every frame
     positive_int("data.image_size"),
+    FrameRuleName("data.reference_sampling"),  # before data.sampling: it may hold it
+    FrameRuleName("data.sampling", reference_ok=True),
+    one_of("data.resize", *RESIZE_MODES),
+    one_of("data.slice_framepos", *SLICE_POSITIONS),
+    SliceNeedsGrid(),
+    WholeRateForGrid(),
     one_of("data.on_bad_video", *BAD_VIDEO_POLICIES),
     one_of("data.frame_cache", *FRAME_CACHE_MODES),
     non_negative_int("data.num_workers"),

@@ -11,6 +11,7 @@ from torch.utils.data import Dataset
 
 from harness import distributed
 from harness.data_types import VideoTextPairs
+from harness.frame_rules import frame_rule
 from harness.text import TextTokenizer, tokenize
 from harness.video import VideoReadError, load_clip_uint8, normalize_clip
 
@@ -21,7 +22,9 @@ BAD_VIDEO_POLICIES = ("error", "skip")
 
 
 class ClipSource:
-    """Turns a video path into model input with one run's sampling settings.
+    """Turns a video path into model input with one run's sampling settings: frame counts and
+    rate, and the frame protocol (``sampling`` rule, ``resize``, ``slice_framepos``; see
+    `harness.video.load_clip_uint8`), fixed at construction.
 
     ``__call__(path)`` returns ``(pixels (F, 3, S, S) float32, mask (F,) int64)``. With
     ``cache_in_memory`` the sampled uint8 frames of each video are kept after the first decode
@@ -37,15 +40,24 @@ class ClipSource:
         framerate: float | None,
         cache_in_memory: bool = False,
         cache: FrameCache | None = None,
+        sampling: str = "decord",
+        resize: str = "torch",
+        slice_framepos: int = 2,
     ) -> None:
+        protocol = {"sampling": sampling, "resize": resize, "slice_framepos": slice_framepos}
         if cache is not None:
-            cache.check(max_frames, image_size, framerate)
+            cache.check(max_frames, image_size, framerate, **protocol)
+        # The rule itself, not its name: DataLoader workers need not import the method packages.
+        self.rule = frame_rule(sampling)
         self.cache = cache
         self.max_frames = max_frames
         self.image_size = image_size
         self.framerate = framerate
+        self.protocol = protocol
         self.cache_in_memory = cache_in_memory
-        self._cache: dict[Path, tuple[torch.Tensor, torch.Tensor]] = {}
+        # Keyed by the settings too: clips read under one rule are never served under another.
+        self._settings_key = (max_frames, image_size, framerate, *protocol.values())
+        self._cache: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def frames_uint8(
         self, path: Path, segment: tuple[float, float] | None = None
@@ -55,14 +67,22 @@ class ClipSource:
 
         The frame cache holds whole-file clips, so a segment is always decoded.
         """
-        key = (path, segment)
+        key = (self._settings_key, path, segment)
         cached = self._cache.get(key)
         if cached is None and self.cache is not None and segment is None:
             cached = self.cache.get(path)
         if cached is None:
             start, end = segment if segment is not None else (None, None)
             cached = load_clip_uint8(
-                path, self.max_frames, self.image_size, self.framerate, start, end
+                path,
+                self.max_frames,
+                self.image_size,
+                self.framerate,
+                start,
+                end,
+                sampling=self.rule,
+                resize=self.protocol["resize"],
+                slice_framepos=self.protocol["slice_framepos"],
             )
             if self.cache_in_memory:
                 self._cache[key] = cached

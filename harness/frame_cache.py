@@ -1,7 +1,8 @@
 """The Arrow frame cache of the ``--prepare`` step: sampled clips stored once, read memory-mapped.
 
 The frame cache stores what `harness.video.load_clip_uint8` returns for one run's sampling
-settings (max_frames, image_size, framerate): one clip per row of a Hugging Face ``datasets``
+settings (max_frames, image_size, framerate and the frame protocol: sampling rule, resize,
+slice_framepos): one clip per row of a Hugging Face ``datasets``
 Arrow file, read memory-mapped, so a cached clip costs a copy instead of a decode.
 """
 
@@ -20,6 +21,7 @@ import torch
 from harness.config import check_choice
 from harness.data import BAD_VIDEO_POLICIES
 from harness.errors import DataError, UserError
+from harness.frame_rules import FrameRule, frame_rule
 from harness.transcode import parallel_map
 from harness.video import VideoReadError, load_clip_uint8
 
@@ -34,21 +36,70 @@ class FrameCacheError(UserError, ValueError):
     """A frame cache that cannot serve this run (missing, other settings, stale); one line."""
 
 
-def sampling_settings(max_frames: int, image_size: int, framerate: float | None) -> dict:
-    """The settings a cache is valid for, normalised: framerate None (or <= 0) means every
-    frame, as in `harness.video.sample_frame_indices`."""
+def sampling_settings(
+    max_frames: int,
+    image_size: int,
+    framerate: float | None,
+    sampling: str = "decord",
+    resize: str = "torch",
+    slice_framepos: int | None = 2,
+) -> dict:
+    """The settings a cache is valid for, normalised so that settings giving the same clips
+    compare equal: framerate None (or <= 0) means every frame, and only cv2_grid slices
+    (``slice_framepos`` None for the other rules)."""
     rate = float(framerate) if framerate and framerate > 0 else None
-    return {"max_frames": int(max_frames), "image_size": int(image_size), "framerate": rate}
+    return {
+        "max_frames": int(max_frames),
+        "image_size": int(image_size),
+        "framerate": rate,
+        "sampling": sampling,
+        "resize": resize,
+        "slice_framepos": int(slice_framepos) if sampling == "cv2_grid" else None,
+    }
+
+
+def config_settings(data: dict[str, Any]) -> dict[str, Any]:
+    """The sampling settings of a run's ``data`` config section, as keyword arguments of
+    :func:`cache_dir_for`, :func:`build_frame_cache` and `harness.data.ClipSource`."""
+    return {
+        "max_frames": data["max_frames"],
+        "image_size": data["image_size"],
+        "framerate": data["video_framerate"] or None,
+        "sampling": data["sampling"],
+        "resize": data["resize"],
+        "slice_framepos": data["slice_framepos"],
+    }
+
+
+def _meta_settings(meta: dict) -> dict:
+    """The settings a cache's meta.json records; a cache written before the frame protocols
+    existed used today's default rule (decord, torch resize)."""
+    return sampling_settings(
+        meta["max_frames"],
+        meta["image_size"],
+        meta["framerate"],
+        meta.get("sampling", "decord"),
+        meta.get("resize", "torch"),
+        meta.get("slice_framepos"),
+    )
 
 
 def cache_dir_for(
-    data_root: Path, max_frames: int, image_size: int, framerate: float | None
+    data_root: Path, max_frames: int, image_size: int, framerate: float | None, **protocol: Any
 ) -> Path:
     """Where the frame cache of the videos under ``data_root`` with these sampling settings
-    lives: ``data_root/frame_cache/frames{F}_size{S}_rate{R}`` (R ``all`` for every frame)."""
-    settings = sampling_settings(max_frames, image_size, framerate)
+    lives: ``data_root/frame_cache/frames{F}_size{S}_rate{R}`` (R ``all`` for every frame) for
+    the default rule, with ``_{sampling}[_slice{P}]`` and ``_{resize}`` added for the others
+    (``protocol``: ``sampling``, ``resize``, ``slice_framepos``)."""
+    settings = sampling_settings(max_frames, image_size, framerate, **protocol)
     rate = "all" if settings["framerate"] is None else format(settings["framerate"], "g")
     name = f"frames{settings['max_frames']}_size{settings['image_size']}_rate{rate}"
+    if settings["sampling"] != "decord":
+        name += f"_{settings['sampling']}"
+    if settings["slice_framepos"] is not None:
+        name += f"_slice{settings['slice_framepos']}"
+    if settings["resize"] != "torch":
+        name += f"_{settings['resize']}"
     return Path(data_root) / "frame_cache" / name
 
 
@@ -61,8 +112,10 @@ def build_frame_cache(
     workers: int = 2,
     on_bad_video: str = "error",
     progress: bool = True,
+    **protocol: Any,
 ) -> Path:
-    """Decode every video with `load_clip_uint8` and store the clips in ``cache_dir``.
+    """Decode every video with `load_clip_uint8` and store the clips in ``cache_dir``
+    (``protocol``: the frame rule's ``sampling``, ``resize``, ``slice_framepos``).
 
     One row per video: ``video_id`` (file stem; stems must be unique), ``source_bytes`` (file
     size, to detect a changed file), ``num_frames`` (real frames; the mask is that many ones
@@ -75,7 +128,7 @@ def build_frame_cache(
     """
     check_choice("data.on_bad_video", on_bad_video, BAD_VIDEO_POLICIES)
     cache_dir = Path(cache_dir)
-    settings = sampling_settings(max_frames, image_size, framerate)
+    settings = sampling_settings(max_frames, image_size, framerate, **protocol)
     paths = [Path(p) for p in video_paths]
     sources = _source_sizes(paths)
     if _covers(cache_dir, settings, sources):
@@ -114,9 +167,15 @@ def _covers(cache_dir: Path, settings: dict, sources: dict[str, int]) -> bool:
         meta = json.loads((cache_dir / META_FILE).read_text())
     except (OSError, ValueError):
         return False
+    if meta.get("format") != CACHE_FORMAT:
+        return False
+    try:
+        if _meta_settings(meta) != settings:
+            return False
+    except KeyError:  # a meta.json without its settings is not a finished cache
+        return False
     cached = meta.get("sources", {})
-    same = meta.get("format") == CACHE_FORMAT and all(meta.get(k) == v for k, v in settings.items())
-    return same and all(cached.get(k) == v for k, v in sources.items())
+    return all(cached.get(k) == v for k, v in sources.items())
 
 
 def _write_rows(
@@ -135,7 +194,9 @@ def _write_rows(
             "frames": Value("large_binary"),
         }
     )
-    tasks = [(video, settings) for video in videos]
+    # The rule itself, not its name: spawned workers have not imported the method packages.
+    rule = frame_rule(settings["sampling"])
+    tasks = [(video, settings, rule) for video in videos]
     skipped = []
     with (
         ArrowWriter(features=features, path=str(path), writer_batch_size=WRITER_BATCH_ROWS) as out,
@@ -152,12 +213,18 @@ def _write_rows(
     return skipped
 
 
-def _clip_row(task: tuple[Path, dict]) -> dict[str, Any] | VideoReadError:
+def _clip_row(task: tuple[Path, dict, FrameRule]) -> dict[str, Any] | VideoReadError:
     """Worker: the cache row of one video, or the VideoReadError that decoding raised."""
-    video, settings = task
+    video, settings, rule = task
     try:
         frames, mask = load_clip_uint8(
-            video, settings["max_frames"], settings["image_size"], settings["framerate"]
+            video,
+            settings["max_frames"],
+            settings["image_size"],
+            settings["framerate"],
+            sampling=rule,
+            resize=settings["resize"],
+            slice_framepos=settings["slice_framepos"],
         )
     except VideoReadError as exc:
         return exc
@@ -192,7 +259,7 @@ class FrameCache:
         from datasets import Dataset  # see _write_rows
 
         self.cache_dir = Path(cache_dir)
-        self.settings = sampling_settings(meta["max_frames"], meta["image_size"], meta["framerate"])
+        self.settings = _meta_settings(meta)
         table = Dataset.from_file(str(self.cache_dir / CACHE_FILE)).data.table
         self._chunks = table.column("frames").chunks
         self._counts = table.column("num_frames").to_pylist()
@@ -205,9 +272,15 @@ class FrameCache:
 
     @classmethod
     def open(
-        cls, cache_dir: Path, max_frames: int, image_size: int, framerate: float | None
+        cls,
+        cache_dir: Path,
+        max_frames: int,
+        image_size: int,
+        framerate: float | None,
+        **protocol: Any,
     ) -> FrameCache:
-        """Open the cache in ``cache_dir`` for a run with these sampling settings.
+        """Open the cache in ``cache_dir`` for a run with these sampling settings
+        (``protocol``: ``sampling``, ``resize``, ``slice_framepos``).
 
         Raises FrameCacheError (one line) when there is no finished cache there, or when it was
         built with other settings or by another version of this code.
@@ -226,12 +299,14 @@ class FrameCache:
                 f"{CACHE_FORMAT}: rebuild it with `python run.py --prepare`"
             )
         cache = cls(cache_dir, meta)
-        cache.check(max_frames, image_size, framerate)
+        cache.check(max_frames, image_size, framerate, **protocol)
         return cache
 
-    def check(self, max_frames: int, image_size: int, framerate: float | None) -> None:
+    def check(
+        self, max_frames: int, image_size: int, framerate: float | None, **protocol: Any
+    ) -> None:
         """Raise FrameCacheError unless the cache was built with these sampling settings."""
-        wanted = sampling_settings(max_frames, image_size, framerate)
+        wanted = sampling_settings(max_frames, image_size, framerate, **protocol)
         if wanted != self.settings:
             raise FrameCacheError(
                 f"frame cache {self.cache_dir} was built with {_describe(self.settings)} but this "
@@ -245,11 +320,7 @@ class FrameCache:
         return _video_id(key) in self._rows
 
     def __reduce__(self) -> tuple:
-        settings = self.settings
-        return (
-            FrameCache.open,
-            (self.cache_dir, settings["max_frames"], settings["image_size"], settings["framerate"]),
-        )
+        return (_reopen, (self.cache_dir, self.settings))
 
     def get(self, key: str | Path) -> tuple[torch.Tensor, torch.Tensor] | None:
         """The cached clip of video ``key`` (a Path, matched by stem, or a video id string):
@@ -278,13 +349,23 @@ class FrameCache:
         return torch.from_numpy(frames), torch.from_numpy(mask)
 
 
+def _reopen(cache_dir: Path, settings: dict) -> FrameCache:
+    """Unpickle a FrameCache: open ``cache_dir`` again, checked against its ``settings``."""
+    settings = dict(settings)
+    sizes = (settings.pop("max_frames"), settings.pop("image_size"), settings.pop("framerate"))
+    return FrameCache.open(cache_dir, *sizes, **settings)
+
+
 def _video_id(key: str | Path) -> str:
     return key.stem if isinstance(key, Path) else key
 
 
 def _describe(settings: dict) -> str:
     rate = settings["framerate"] or "all"
-    return (
+    text = (
         f"max_frames={settings['max_frames']}, image_size={settings['image_size']}, "
-        f"framerate={rate}"
+        f"framerate={rate}, sampling={settings['sampling']}, resize={settings['resize']}"
     )
+    if settings["slice_framepos"] is not None:
+        text += f", slice_framepos={settings['slice_framepos']}"
+    return text

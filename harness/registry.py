@@ -1,4 +1,5 @@
-"""Typed registries for tasks, datasets and methods, with lazy entries and "did you mean" errors.
+"""Typed registries for tasks, datasets, methods and frame rules, with lazy entries and "did you
+mean" errors.
 
 An entry is an object or a lazy reference ``"package.module:attribute"`` that is imported on first
 lookup, so listing what is registered never imports torch-heavy modules. Each entry owns its
@@ -159,3 +160,14 @@ class MethodRegistry:
 TASKS = Registry("task")
 DATASETS = Registry("dataset")
 METHODS = MethodRegistry()
+# data.sampling: which frames a clip reads (harness.frame_rules.FrameRule entries). The harness
+# registers the two library readers; a method's own loader is registered beside the method.
+FRAME_RULES = Registry("frame rule (data.sampling)")
+FRAME_RULES.register(
+    "decord", "harness.frame_rules:DECORD", "EMCL-Net, DRL: stride round(fps/rate), then uniform"
+)
+FRAME_RULES.register(
+    "cv2_grid",
+    "harness.frame_rules:CV2_GRID",
+    "CLIP4Clip, X-CLIP: int(fps) grid of rate frames a second, then slice_framepos",
+)

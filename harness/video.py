@@ -1,9 +1,10 @@
-"""Video decoding (PyAV), frame sampling and CLIP preprocessing in torch (no torchvision).
+"""Video decoding (PyAV) and CLIP preprocessing in torch (no torchvision).
 
-Sampling follows the decord reader of METHODS.md §0.3 (b); frames are decoded in order and only
-the sampled ones are converted to RGB. Preprocessing is ``Resize(short side, bicubic)`` ->
-``CenterCrop`` -> ``/255`` -> CLIP ``Normalize``, split in a uint8 half (what a frame cache
-stores) and a float half.
+Which frames are read is one of the reference loaders' rules (`harness.frame_rules`, METHODS.md
+§0.3); frames are decoded in order and only the sampled ones are converted to RGB.
+Preprocessing is ``Resize(short side, bicubic)`` -> ``CenterCrop`` -> ``/255`` -> CLIP
+``Normalize``, split in a uint8 half (what a frame cache stores) and a float half; the resize
+runs in torch or, bit-exact with the references, in PIL (`harness.pil_frames`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -20,8 +22,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from harness.config import ConfigError
+from harness.config import check_choice
+from harness.config_checks import RESIZE_MODES
 from harness.errors import UserError
+from harness.frame_rules import FrameRule, frame_rule
+from harness.pil_frames import crop_geometry, pil_resize_center_crop
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -185,33 +190,6 @@ def _frame_limit(size: int, fps: float, duration: float | None) -> tuple[int, st
     return limit, reason
 
 
-def sample_frame_indices(
-    num_frames: int,
-    fps: float,
-    framerate: float | None,
-    max_frames: int,
-    start: float | None = None,
-    end: float | None = None,
-) -> list[int]:
-    """Frame indices to read, as the decord reader of METHODS.md §0.3 (b) picks them.
-
-    Every ``round(fps / framerate)``-th frame of ``[start, end]`` seconds (whole video by
-    default); if that is more than ``max_frames``, ``max_frames`` of them spread uniformly
-    (``linspace`` floored). ``framerate`` None or <= 0 means every frame. May return [].
-    """
-    if max_frames < 1:
-        raise ConfigError(f"data.max_frames must be at least 1, got {max_frames}")
-    f_start = 0 if start is None else max(0, int(start * fps))
-    f_end = num_frames - 1 if end is None else int(min(end * fps, num_frames - 1))
-    stride = 1 if not framerate or framerate <= 0 else max(1, int(round(fps / framerate)))
-    # A range computes its items: a header claiming 10^9 frames costs no memory here.
-    positions = range(f_start, f_end + 1, stride)
-    if len(positions) > max_frames:
-        picks = np.linspace(0, len(positions) - 1, max_frames).astype(int)
-        return [positions[i] for i in picks]
-    return list(positions)
-
-
 def read_frames(path: str | Path, indices: list[int]) -> torch.Tensor:
     """Decode frames ``indices`` (presentation order, 0-based; any order, repeats allowed).
 
@@ -249,17 +227,13 @@ def resize_center_crop(frames: torch.Tensor, size: int) -> torch.Tensor:
     not resampled, as torchvision skips it.
     """
     height, width = frames.shape[1:3]
-    short, long = min(height, width), max(height, width)
-    new_long = int(size * long / short)
-    new_h, new_w = (size, new_long) if height <= width else (new_long, size)
+    new_h, new_w, top, left = crop_geometry(height, width, size)
     if (new_h, new_w) != (height, width):
         # (T, H, W, 3) permuted to (T, 3, H, W) is channels-last: the fast uint8 kernel's layout.
         chw = F.interpolate(
             frames.permute(0, 3, 1, 2), size=(new_h, new_w), mode="bicubic", antialias=True
         )
         frames = chw.permute(0, 2, 3, 1)
-    top = int(round((new_h - size) / 2.0))
-    left = int(round((new_w - size) / 2.0))
     return frames[:, top : top + size, left : left + size].contiguous()
 
 
@@ -295,20 +269,34 @@ def load_clip_uint8(
     framerate: float | None,
     start: float | None = None,
     end: float | None = None,
+    sampling: str | FrameRule = "decord",
+    resize: str = "torch",
+    slice_framepos: int = 2,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Sampled, resized and cropped frames of ``path``: uint8 (max_frames, size, size, 3) with
     zero frames after the real ones, and mask (max_frames,) int64 (1 for real frames).
 
-    ``framerate`` (frames per second to sample), ``start``/``end`` (seconds) as in
-    `sample_frame_indices`. Raises VideoReadError for unreadable files or an empty window.
+    ``sampling`` (a registered frame rule's name, or the rule) picks the frames from
+    ``framerate`` (frames per second), ``start``/``end`` (seconds) and ``slice_framepos``
+    (`harness.frame_rules`), and may transform them after decoding. ``resize``: ``torch``
+    (`resize_center_crop`) or ``pil`` (`harness.pil_frames.pil_resize_center_crop`). Raises
+    VideoReadError for unreadable files or an empty window.
     """
+    rule = frame_rule(sampling)
     info = probe_video(path)
-    indices = sample_frame_indices(info.num_frames, info.fps, framerate, max_frames, start, end)
+    indices = rule.indices(
+        info.num_frames, info.fps, framerate, max_frames, slice_framepos, start, end
+    )
     if not indices:
         raise VideoReadError(
             path, f"no frames between {start} s and {end} s (video lasts {info.duration:.2f} s)"
         )
-    frames = resize_center_crop(read_frames(path, indices), size)
+    frames = read_frames(path, indices)
+    if rule.after_decode is not None:
+        frames = rule.after_decode(frames)
+    check_choice("data.resize", resize, RESIZE_MODES)
+    resized = pil_resize_center_crop if resize == "pil" else resize_center_crop
+    frames = resized(frames, size)
     clip = torch.zeros(max_frames, size, size, 3, dtype=torch.uint8)
     clip[: len(indices)] = frames
     mask = torch.zeros(max_frames, dtype=torch.long)
@@ -321,9 +309,13 @@ X264_OPTIONS = {"crf": "18", "preset": "fast", "rc-lookahead": "0"}
 
 
 def write_test_video(
-    path: str | Path, frames: torch.Tensor | np.ndarray, fps: int, codec: str = "libx264"
+    path: str | Path,
+    frames: torch.Tensor | np.ndarray,
+    fps: int | Fraction,
+    codec: str = "libx264",
 ) -> None:
-    """Encode uint8 RGB frames (T, H, W, 3) as an H.264 yuv420p file (GOP 12, crf 18).
+    """Encode uint8 RGB frames (T, H, W, 3) as an H.264 yuv420p file (GOP 12, crf 18) at
+    ``fps`` frames per second (a Fraction for NTSC rates such as 30000/1001).
 
     H and W must be even (yuv420p). The file appears atomically: it is written to a temporary
     name in the same folder and renamed; the container format follows the suffix of ``path``.

@@ -15,7 +15,7 @@ from harness.data import BAD_VIDEO_POLICIES, ClipSource, drop_bad_videos
 from harness.data_types import VideoTextPairs
 from harness.encoder import VideoTextEncoder, build_clip
 from harness.encoder.clip import OPENAI_SUFFIXES
-from harness.frame_cache import FrameCache, cache_dir_for
+from harness.frame_cache import FrameCache, cache_dir_for, config_settings
 from harness.registry import DATASETS, METHODS
 from harness.task import Task
 from harness.text import TextTokenizer, build_tokenizer, load_tokenizer
@@ -51,11 +51,7 @@ def clip_source(config: Config, dataset_folder: Path) -> ClipSource:
     data = config["data"]
     check_choice("data.on_bad_video", data["on_bad_video"], BAD_VIDEO_POLICIES)
     check_choice("data.frame_cache", data["frame_cache"], ("auto", "off"))
-    settings = {
-        "max_frames": data["max_frames"],
-        "image_size": data["image_size"],
-        "framerate": data["video_framerate"] or None,
-    }
+    settings = config_settings(data)
     cache_dir = cache_dir_for(dataset_folder, **settings)
     use_cache = data["frame_cache"] == "auto" and cache_dir.is_dir()
     return ClipSource(
@@ -171,15 +167,17 @@ class VideoTask(Task):
         return [f"skipped {len(self.skipped)} unreadable videos (listed in results.json)"]
 
     def describe_clips(self) -> dict[str, Any]:
-        """Protocol facts every task records: split, frames, rate, resolution, sampling, frame
-        cache and encoder."""
+        """Protocol facts every task records: split, frames, rate, resolution, the frame rule
+        (``data.sampling``, resize, slice_framepos where it acts), frame cache and encoder."""
         data = self.config["data"]
         return {
             "split": self.config["eval"]["split"],
             "max_frames": data["max_frames"],
             "video_framerate": data["video_framerate"],
             "image_size": data["image_size"],
-            "frame_sampling": "uniform",
+            "frame_sampling": data["sampling"],
+            "resize": data["resize"],
+            "slice_framepos": data["slice_framepos"] if data["sampling"] == "cv2_grid" else None,
             "frame_cache": str(self.source.cache.cache_dir) if self.source.cache else None,
             "encoder": self.config["encoder"]["pretrained"]
             or f"random:{self.config['encoder']['size']}",

@@ -12,6 +12,7 @@ import torch
 
 from harness.config import ConfigError
 from harness.errors import UserError
+from harness.frame_rules import decord_indices as sample_frame_indices
 from harness.video import (
     CLIP_MEAN,
     CLIP_STD,
@@ -23,7 +24,6 @@ from harness.video import (
     probe_video,
     read_frames,
     resize_center_crop,
-    sample_frame_indices,
     write_test_video,
 )
 
