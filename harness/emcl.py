@@ -20,6 +20,21 @@ Variant = Literal["emcl_net", "joint"]
 _EPS = 1e-6
 
 
+def draw_mu(k: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The reference's initial ``mu`` (1, k): ``N(0, sqrt(2 / k))`` drawn on the CPU (from the
+    global RNG when ``generator`` is None), each entry divided by ``1e-6 + |entry|`` (the column
+    norm of a 1 x k tensor), so about +-1. Only the signs matter (METHODS §4.7): the reference
+    seeds torch and builds ``Emcl`` first, so its ``mu`` is this draw with a generator seeded
+    by its ``--seed``."""
+    mu = torch.empty(1, k).normal_(0, math.sqrt(2.0 / k), generator=generator)
+    return mu / (_EPS + mu.norm(dim=0, keepdim=True))
+
+
+def seeded_mu(k: int, seed: int) -> torch.Tensor:
+    """:func:`draw_mu` as the reference draws it right after ``torch.manual_seed(seed)``."""
+    return draw_mu(k, torch.Generator().manual_seed(seed))
+
+
 class EMCL(nn.Module):
     """The EM subspace step with a momentum-updated basis initialisation ``mu`` (buffer, (1, k)).
 
@@ -49,9 +64,7 @@ class EMCL(nn.Module):
         self.lamd = lamd
         self.beta = beta
         self.variant = variant
-        # Same draw as the reference (global CPU RNG, default dtype), so a seed gives its signs.
-        mu = torch.empty(1, k).normal_(0, math.sqrt(2.0 / k))
-        self.register_buffer("mu", mu / (_EPS + mu.norm(dim=0, keepdim=True)))
+        self.register_buffer("mu", draw_mu(k))
 
     def extra_repr(self) -> str:
         return (
