@@ -81,13 +81,17 @@ def drop_unreadable(
 def build_encoder_for(config: Config, tokenizer: TextTokenizer) -> VideoTextEncoder:
     """The shared CLIP encoder for this run's data settings and tokenizer."""
     enc = config["encoder"]
+    words = config["data"]["max_words"]
+    # A random-init text tower gets CLIP's 77 positions (the temporal modules copy that table); a
+    # checkpoint brings its own, which must hold the run's words.
+    positions = words if enc["pretrained"] else max(77, words)
     clip = build_clip(
         enc["pretrained"],
         size=enc["size"],
         image_size=config["data"]["image_size"],
         patch_size=enc["patch_size"],
         vocab_size=tokenizer.vocab_size,
-        max_text_positions=max(77, config["data"]["max_words"]),
+        max_text_positions=positions,
         sot_id=tokenizer.sot_id,
         eot_id=tokenizer.eot_id,
         pad_id=tokenizer.pad_id,

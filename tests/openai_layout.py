@@ -42,9 +42,10 @@ _TOWERS = {
 }
 
 
-def tiny_clip(image_size: int, patch_size: int, seed: int = 0) -> CLIPModel:
-    """A random 1-layer, 64-wide ``CLIPModel`` for the CLIP BPE vocabulary and 77 positions,
-    every weight perturbed so that none keeps its init constant (LayerNorm, biases)."""
+def tiny_clip(image_size: int, patch_size: int, seed: int = 0, positions: int = 77) -> CLIPModel:
+    """A random 1-layer, 64-wide ``CLIPModel`` for the CLIP BPE vocabulary and ``positions``
+    text positions, every weight perturbed so that none keeps its init constant (LayerNorm,
+    biases)."""
     tower = dict(
         hidden_size=WIDTH,
         intermediate_size=4 * WIDTH,
@@ -57,7 +58,7 @@ def tiny_clip(image_size: int, patch_size: int, seed: int = 0) -> CLIPModel:
         text_config=dict(
             **tower,
             vocab_size=CLIP_BPE_VOCAB,
-            max_position_embeddings=77,
+            max_position_embeddings=positions,
             bos_token_id=CLIP_BPE_VOCAB - 2,
             eos_token_id=CLIP_BPE_VOCAB - 1,
             pad_token_id=0,

@@ -21,6 +21,7 @@ from tests.cli import read_results, run_cli
 from tests.openai_layout import openai_state_dict, save_jit_archive, tiny_clip
 
 IMAGE, PATCH = 64, 32  # synthvtt's frame size
+POSITIONS = 24  # a checkpoint's text positions need only hold the run's words (synthvtt: 16)
 DATA = [
     "-o", "synthvtt.train_videos=24",
     "-o", "synthvtt.test_videos=16",
@@ -33,7 +34,7 @@ DATA = [
 @pytest.fixture(scope="module")
 def clip_file(tmp_path_factory) -> tuple[Path, torch.nn.Module]:
     """The tiny CLIPModel and its OpenAI-layout TorchScript archive."""
-    model = tiny_clip(IMAGE, PATCH)
+    model = tiny_clip(IMAGE, PATCH, positions=POSITIONS)
     path = tmp_path_factory.mktemp("clip") / "tiny.pt"
     save_jit_archive(openai_state_dict(model), path)
     return path, model
