@@ -2,6 +2,8 @@
 
 python run.py --task retrieval                      # train + evaluate on synthvtt
 python run.py --task retrieval --eval-only --checkpoint runs/<run>
+python run.py --task retrieval --method clip4clip --eval-only -o encoder.pretrained=ViT-B-32.pt
+python run.py --task retrieval --method emcl --eval-only --checkpoint pytorch_model.bin
 python run.py --list                                # what is registered
 python run.py --task retrieval --show-config        # the resolved config, no run
 python run.py --task retrieval --compare emcl,clip4clip,xclip,drl,hmmc
@@ -45,8 +47,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--data-root", type=Path, help="dataset folder (sets data.root)")
     parser.add_argument("--output-dir", type=Path, help="run folder (default: runs/<name>-<time>)")
-    parser.add_argument("--eval-only", action="store_true", help="evaluate a checkpoint only")
-    parser.add_argument("--checkpoint", type=Path, help="checkpoint folder or run folder")
+    parser.add_argument(
+        "--eval-only",
+        action="store_true",
+        help="evaluate only: --checkpoint, or without it zero-shot from encoder.pretrained",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="run folder, checkpoint folder, or a reference repository's pytorch_model.bin",
+    )
     parser.add_argument("--resume", action="store_true", help="continue the run in --output-dir")
     parser.add_argument("--mixed-precision", choices=("no", "bf16", "fp16"), default="no")
     parser.add_argument(
@@ -96,13 +106,17 @@ def resolve_config(args: argparse.Namespace) -> dict:
     """The run's config from the registry entries' yamls and the command line (see
     :func:`harness.config.resolve_config` for the layers).
 
-    With a checkpoint to evaluate or resume (:func:`checkpoint_of`) the names and the
+    With a checkpoint folder to evaluate or resume (:func:`checkpoint_of`) the names and the
     ``config.yaml`` of its run come first: a name given that differs from the run's, a model key
     changed on ``--eval-only`` or a key ``--resume`` does not apply is a one-line ConfigError.
+    A reference checkpoint file is read with the flags' names and its method's loader
+    (:func:`harness.reference_checkpoint.prepare_reference_config`); ``--eval-only`` without a
+    checkpoint is a zero-shot evaluation (:func:`check_zero_shot`).
     """
     from harness.checkpoints import saved_config
     from harness.config import load_yaml
     from harness.config import resolve_config as layered
+    from harness.reference_checkpoint import is_reference_file, prepare_reference_config
     from tasks import BASE_CONFIG
 
     settings = {}
@@ -112,7 +126,8 @@ def resolve_config(args: argparse.Namespace) -> dict:
         settings["data.video_root"] = str(args.video_root)
     given = {"task": args.task, "dataset": args.dataset, "method.name": args.method}
     checkpoint = checkpoint_of(args)
-    saved = saved_config(checkpoint) if checkpoint is not None else None
+    reference = is_reference_file(checkpoint)
+    saved = saved_config(checkpoint) if checkpoint is not None and not reference else None
     if saved is not None:
         given = _names_of_saved_run(given, load_yaml(saved), saved)
     config = layered(
@@ -123,9 +138,30 @@ def resolve_config(args: argparse.Namespace) -> dict:
         saved_path=saved,
         settings=settings,
     )
-    if checkpoint is not None:
+    if reference:
+        prepare_reference_config(config, checkpoint)
+    elif checkpoint is not None:
         check_against_checkpoint(config, checkpoint, args.eval_only)
+    elif args.eval_only:
+        check_zero_shot(config)
     return config
+
+
+def check_zero_shot(config: dict) -> None:
+    """Refuse, in one line, a zero-shot evaluation (``--eval-only`` without ``--checkpoint``)
+    of a task that has none, or of an encoder that is not pretrained."""
+    from harness.errors import UsageError
+    from harness.registry import TASKS
+
+    refusal = TASKS.get(config["task"]).no_zero_shot
+    if refusal:
+        raise UsageError(f"--eval-only without --checkpoint: {refusal}")
+    if config["encoder"]["pretrained"] is None:
+        raise UsageError(
+            "--eval-only without --checkpoint evaluates zero-shot from encoder.pretrained, which "
+            "is null: set -o encoder.pretrained=ViT-B-32.pt (an OpenAI .pt, HF folder or hub id) "
+            "or pass --checkpoint"
+        )
 
 
 def _names_of_saved_run(given: dict, saved: dict, source: Path) -> dict:
@@ -322,7 +358,8 @@ def main(argv: list[str] | None = None) -> int:
             return prepare_dataset(config, args)
         if args.compare:
             return compare_methods(args)
-        run_one(config, args, args.output_dir or default_run_folder(config, checkpoint), checkpoint)
+        out = args.output_dir or default_run_folder(config, checkpoint, args.eval_only)
+        run_one(config, args, out, checkpoint)
     except UserError as exc:
         if os.environ.get("EMCL_BENCH_TRACEBACK"):
             raise
@@ -340,8 +377,6 @@ def check_flags(args: argparse.Namespace) -> None:
     """Refuse, in one line, flags that do not go together."""
     from harness.errors import UsageError
 
-    if args.eval_only and not args.checkpoint:
-        raise UsageError("--eval-only needs --checkpoint PATH (a run folder or checkpoint)")
     if args.checkpoint and not args.eval_only:
         raise UsageError(
             "--checkpoint goes with --eval-only; to continue a run use --resume --output-dir RUN"
@@ -353,27 +388,35 @@ def check_flags(args: argparse.Namespace) -> None:
 
 
 def checkpoint_of(args: argparse.Namespace) -> Path | None:
-    """The checkpoint of the run: the one --eval-only evaluates, or the one --resume continues
-    (None when the run folder has none yet, or for a new run). Checked before anything else, so
-    a wrong path costs no data generation and creates nothing."""
+    """The checkpoint of the run: the one --eval-only evaluates (a checkpoint folder, or a
+    reference repository's file as given; None: zero-shot), or the one --resume continues (None
+    when the run folder has none yet, or for a new run). Checked before anything else, so a
+    wrong path costs no data generation and creates nothing."""
     from harness.checkpoints import latest_checkpoint, resume_checkpoint
 
     if args.eval_only:
+        if args.checkpoint is None or args.checkpoint.is_file():
+            return args.checkpoint
         return latest_checkpoint(args.checkpoint)
     if args.resume and not args.compare:
         return resume_checkpoint(args.output_dir)
     return None
 
 
-def default_run_folder(config: dict, checkpoint: Path | None) -> Path:
+def default_run_folder(config: dict, checkpoint: Path | None, eval_only: bool) -> Path:
     """The run folder when --output-dir is not given: ``<output_root>/<task>-<dataset>-<method>-
-    <time>`` for training; for --eval-only ``eval/`` in the checkpoint's run folder, or
-    ``eval-2/``, ``eval-3/``... when that is taken (a finished evaluation is never overwritten)."""
+    <time>`` for training (``...-<method>-zero-shot-<time>`` for a zero-shot evaluation,
+    ``...-<method>-reference-<time>`` for a reference checkpoint file); for --eval-only of a
+    checkpoint folder ``eval/`` in its run folder, or ``eval-2/``, ``eval-3/``... when that is
+    taken (a finished evaluation is never overwritten)."""
     from harness.checkpoints import run_folder_of
     from harness.engine import default_output_dir
+    from harness.reference_checkpoint import is_reference_file
 
-    if checkpoint is None:
+    if checkpoint is None or is_reference_file(checkpoint):
         name = f"{config['task']}-{config['dataset']}-{config['method']['name']}"
+        if eval_only:
+            name += "-reference" if checkpoint is not None else "-zero-shot"
         return default_output_dir(Path(config["output_root"]), name)
     run_folder = run_folder_of(checkpoint)
     names = ("eval", *(f"eval-{n}" for n in range(2, 10_000)))

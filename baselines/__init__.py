@@ -3,7 +3,8 @@
 A new method is one module in this package plus one line here; its default settings are
 ``configs/<task>/<name>.yaml`` beside this file (the ``method:`` section it reads), and the range
 and choice rules of those settings a tuple in ``checks.py`` (light: checked when the config is
-resolved).
+resolved), and the loader of its reference repository's released ``pytorch_model.bin`` layout
+a ``reference=`` function (``run.py --eval-only --checkpoint FILE``).
 """
 
 from pathlib import Path
@@ -13,7 +14,16 @@ from harness.registry import FRAME_RULES, METHODS
 CONFIGS = Path(__file__).resolve().parent / "configs"
 
 
-def _method(task: str, name: str, target: str, help: str, checks: str | None = None) -> None:
+def _method(
+    task: str,
+    name: str,
+    target: str,
+    help: str,
+    checks: str | None = None,
+    reference: str | None = None,
+) -> None:
+    """Register a method; ``checks`` names its rule tuple in ``checks.py``, ``reference`` the
+    ``"module:function"`` that loads its reference repository's released checkpoints."""
     METHODS.register(
         task,
         name,
@@ -21,6 +31,7 @@ def _method(task: str, name: str, target: str, help: str, checks: str | None = N
         help=help,
         config=CONFIGS / task / f"{name}.yaml",
         checks=f"baselines.checks:{checks}" if checks else None,
+        reference_checkpoint=reference,
     )
 
 
@@ -30,6 +41,7 @@ _method(
     "baselines.emcl_net:EMCLNet",
     "EMCL-Net: text-conditioned frame pooling + EM bases (NeurIPS 2022)",
     checks="EMCL_RETRIEVAL",
+    reference="baselines.emcl_net:load_reference_checkpoint",
 )
 _method(
     "retrieval",
@@ -37,6 +49,7 @@ _method(
     "baselines.clip4clip:CLIP4Clip",
     "CLIP4Clip: meanP/seqLSTM/seqTransf pooling or tightTransf cross encoder",
     checks="CLIP4CLIP",
+    reference="baselines.checkpoints:load_reference_checkpoint",
 )
 _method(
     "retrieval",
@@ -44,6 +57,7 @@ _method(
     "baselines.xclip:XCLIP",
     "X-CLIP: multi-grained contrast, attention over similarity matrices (ACM MM 2022)",
     checks="XCLIP",
+    reference="baselines.checkpoints:load_reference_checkpoint",
 )
 _method(
     "retrieval",
@@ -51,6 +65,7 @@ _method(
     "baselines.drl:DRL",
     "DRL: weighted token-wise interaction + channel decorrelation (CDCR)",
     checks="DRL",
+    reference="baselines.drl:load_reference_checkpoint",
 )
 _method(
     "retrieval",
@@ -58,6 +73,7 @@ _method(
     "baselines.hmmc:HMMC",
     "HMMC: hierarchical video/frame matching, momentum contrast",
     checks="HMMC",
+    reference="baselines.hmmc_checkpoint:load_reference_checkpoint",
 )
 _method(
     "retrieval",
@@ -65,6 +81,7 @@ _method(
     "baselines.clip2video:CLIP2Video",
     "CLIP2Video: temporal difference and alignment blocks; host of EMCL's inference module",
     checks="CLIP2VIDEO",
+    reference="baselines.clip2video:load_reference_checkpoint",
 )
 _method(
     "qa",

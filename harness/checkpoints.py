@@ -128,8 +128,8 @@ def latest_checkpoint(path: Path) -> Path:
     path = Path(path)
     if not path.exists():
         raise RunError(
-            f"checkpoint {path} does not exist: pass a run folder written by run.py or one of "
-            f"its {CHECKPOINTS}/{_PREFIX}N folders"
+            f"checkpoint {path} does not exist: pass a run folder written by run.py, one of "
+            f"its {CHECKPOINTS}/{_PREFIX}N folders, or a reference repository's checkpoint file"
         )
     if (path / TRAINER_STATE).is_file():
         return path

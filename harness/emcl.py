@@ -20,12 +20,19 @@ Variant = Literal["emcl_net", "joint"]
 _EPS = 1e-6
 
 
-def initial_mu(k: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """The reference's initial bases (1, k): ``N(0, sqrt(2 / k))`` drawn from ``generator`` (the
-    global CPU RNG when None), then divided by ``1e-6 + |value|`` (a column norm of one row), so
-    every entry is about +1 or -1."""
+def draw_mu(k: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The reference's initial ``mu`` (1, k): ``N(0, sqrt(2 / k))`` drawn on the CPU (from the
+    global RNG when ``generator`` is None), each entry divided by ``1e-6 + |entry|`` (the column
+    norm of a 1 x k tensor), so about +-1. Only the signs matter (METHODS §4.7): the reference
+    seeds torch and builds ``Emcl`` first, so its ``mu`` is this draw with a generator seeded
+    by its ``--seed``."""
     mu = torch.empty(1, k).normal_(0, math.sqrt(2.0 / k), generator=generator)
     return mu / (_EPS + mu.norm(dim=0, keepdim=True))
+
+
+def seeded_mu(k: int, seed: int) -> torch.Tensor:
+    """:func:`draw_mu` as the reference draws it right after ``torch.manual_seed(seed)``."""
+    return draw_mu(k, torch.Generator().manual_seed(seed))
 
 
 class EMCL(nn.Module):
@@ -57,8 +64,7 @@ class EMCL(nn.Module):
         self.lamd = lamd
         self.beta = beta
         self.variant = variant
-        # Same draw as the reference (global CPU RNG, default dtype), so a seed gives its signs.
-        self.register_buffer("mu", initial_mu(k))
+        self.register_buffer("mu", draw_mu(k))
 
     def extra_repr(self) -> str:
         return (
@@ -70,7 +76,7 @@ class EMCL(nn.Module):
         """Set ``mu`` to the reference's draw when its Emcl object is the first consumer of the
         CPU RNG after ``torch.manual_seed(seed)`` (METHODS §4.7), whatever else this process drew
         before; e.g. seed 42, k 7 gives the signs ``+ + + + - - +``."""
-        self.mu = initial_mu(self.k, torch.Generator().manual_seed(seed)).to(self.mu)
+        self.mu = seeded_mu(self.k, seed).to(self.mu)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` (N, D) -> ``x + beta * R`` (N, D); gradients flow through ``x`` only.

@@ -42,6 +42,7 @@ from harness.checkpoints import (
 from harness.config import Config, load_yaml, to_yaml
 from harness.optim import build_optimizer
 from harness.phases import announce
+from harness.reference_checkpoint import is_reference_file, load_reference_checkpoint
 from harness.task import Task
 
 # With stdout not a terminal, a progress line at least this often (and at the first and last step)
@@ -51,7 +52,8 @@ PLAIN_PROGRESS_EVERY_S = 30.0
 @dataclass
 class RunRequest:
     """What the command line asked for. ``checkpoint``: with ``eval_only`` the checkpoint folder
-    to evaluate; otherwise the one training resumes from (None: training starts at step 0)."""
+    or reference checkpoint file to evaluate (None: zero-shot, the model as built); otherwise
+    the one training resumes from (None: training starts at step 0)."""
 
     output_dir: Path
     eval_only: bool = False
@@ -88,7 +90,7 @@ def run(config: Config, task: Task, request: RunRequest, accelerator: Accelerato
     set_seed(config["seed"])
     console = Console()
     saved = None
-    if request.checkpoint is not None:
+    if request.checkpoint is not None and not is_reference_file(request.checkpoint):
         saved = check_files(request.checkpoint, not request.eval_only, accelerator.process_index)
         task.use_checkpoint(request.checkpoint)
     # the dataset entry may generate or download its files here (synthvtt: first use)
@@ -99,8 +101,8 @@ def run(config: Config, task: Task, request: RunRequest, accelerator: Accelerato
     out = request.output_dir
     timings: dict[str, float] = {}
     if request.eval_only:
-        model = accelerator.prepare(_load_weights(model, request.checkpoint))
-        trained = {"checkpoint": str(request.checkpoint), "steps": saved.global_step}
+        trained = _evaluated_weights(config, model, request.checkpoint, saved)
+        model = accelerator.prepare(model)
     else:
         model, trained = _train(config, task, model, request, saved, accelerator, timings)
     _phase(accelerator, f"evaluate: split {config['eval']['split']}")
@@ -139,10 +141,21 @@ def run(config: Config, task: Task, request: RunRequest, accelerator: Accelerato
     return record
 
 
-def _load_weights(model: torch.nn.Module, checkpoint: Path) -> torch.nn.Module:
-    """``model`` with the weights of ``checkpoint`` (files checked before)."""
+def _evaluated_weights(
+    config: Config, model: torch.nn.Module, checkpoint: Path | None, saved: TrainerState | None
+) -> dict[str, Any] | str:
+    """Put the weights an evaluation-only run scores into ``model``; returns the record's
+    ``training`` field. No checkpoint: the model as built from ``encoder.pretrained``
+    (``"zero-shot"``). A file: a reference repository's checkpoint, through the method's loader
+    (``{"reference_checkpoint": path}``). A checkpoint folder (files checked before, ``saved``
+    its state): ``{"checkpoint": folder, "steps": step}``."""
+    if checkpoint is None:
+        return schema.ZERO_SHOT
+    if is_reference_file(checkpoint):
+        load_reference_checkpoint(model, checkpoint, config)
+        return {"reference_checkpoint": str(checkpoint)}
     model.load_state_dict(load_file(checkpoint / MODEL_FILE))
-    return model
+    return {"checkpoint": str(checkpoint), "steps": saved.global_step}
 
 
 @dataclass

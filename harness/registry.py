@@ -6,7 +6,9 @@ lookup, so listing what is registered never imports torch-heavy modules. Each en
 default yaml (``config``) and the range and choice rules of the keys it owns (``checks``, a lazy
 reference to a tuple of :class:`harness.config_checks.Rule` in a module importable without
 torch); a dataset may add one yaml per task (``task_configs``), and a task names its light result
-spec (``results``, a lazy reference importable without torch). Methods are
+spec (``results``, a lazy reference importable without torch); a method may name the loader of
+its reference repository's released checkpoints (``reference_checkpoint``, a lazy reference to
+a function ``(model, state_dict) -> None``). Methods are
 registered per task: the same name (e.g. the paper's method) may exist for several tasks, each
 with its own implementation and yaml.
 """
@@ -46,6 +48,7 @@ class Entry:
     task_configs: Mapping[str, Path] = field(default_factory=dict)
     results: Any = None
     checks: Any = None
+    reference_checkpoint: Any = None
 
     def load(self) -> Any:
         """The registered object, importing a lazy reference on first use."""
@@ -65,6 +68,13 @@ class Entry:
         self.checks = resolve(self.checks) if self.checks is not None else ()
         return tuple(self.checks)
 
+    def reference_adapter(self) -> Any:
+        """The loader of the reference repository's checkpoint layout, ``(model, state_dict) ->
+        None`` (None when the entry declares none), importing a lazy reference on first use."""
+        if self.reference_checkpoint is not None:
+            self.reference_checkpoint = resolve(self.reference_checkpoint)
+        return self.reference_checkpoint
+
 
 class Registry:
     """A name -> :class:`Entry` mapping of one kind (task, dataset, or the methods of one task)."""
@@ -83,14 +93,22 @@ class Registry:
         task_configs: Mapping[str, Path] | None = None,
         results: Any = None,
         checks: Any = None,
+        reference_checkpoint: Any = None,
     ) -> None:
         """Register ``target`` (an object or a ``"module:attr"`` string) under ``name``, with its
-        default yaml ``config``, per-task yamls ``task_configs``, ``results`` spec and config
-        rules ``checks``."""
+        default yaml ``config``, per-task yamls ``task_configs``, ``results`` spec, config
+        rules ``checks`` and reference checkpoint loader ``reference_checkpoint``."""
         if name in self._entries:
             raise ValueError(f"{self.kind} {name!r} is registered twice")
         self._entries[name] = Entry(
-            name, target, help, config, dict(task_configs or {}), results, checks
+            name,
+            target,
+            help,
+            config,
+            dict(task_configs or {}),
+            results,
+            checks,
+            reference_checkpoint,
         )
 
     def entry(self, name: str) -> Entry:
@@ -134,11 +152,15 @@ class MethodRegistry:
         help: str = "",
         config: Path | None = None,
         checks: Any = None,
+        reference_checkpoint: Any = None,
     ) -> None:
         """Register method ``name`` of ``task`` (``target`` an object or ``"module:attr"``), with
-        its default yaml ``config`` and config rules ``checks``."""
+        its default yaml ``config``, config rules ``checks`` and the loader of its reference
+        checkpoints ``reference_checkpoint``."""
         registry = self._by_task.setdefault(task, Registry("method", f" of task {task}"))
-        registry.register(name, target, help, config, checks=checks)
+        registry.register(
+            name, target, help, config, checks=checks, reference_checkpoint=reference_checkpoint
+        )
 
     def of(self, task: str) -> Registry:
         """The methods of ``task`` (an empty registry when it has none)."""

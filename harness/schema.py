@@ -18,6 +18,9 @@ BASELINES = "baselines"  # trivial predictor name -> its metrics (and what it pr
 SKIPPED_VIDEOS = "skipped_videos"  # the unreadable videos left out of the evaluation
 OPTIONAL_FIELDS = (METRICS_POSTPROCESSED, BASELINES, SKIPPED_VIDEOS)
 
+# ``training`` of an evaluation of the model as built from its pretrained encoder, no training
+ZERO_SHOT = "zero-shot"
+
 RESULTS_FILE = "results.json"
 SAMPLES_FILE = "samples.jsonl"
 # One samples.jsonl line: one evaluated query; its fields are the task's (its ResultSpec checks
@@ -38,7 +41,9 @@ class ResultsRecord(TypedDict):
     protocol: dict[str, Any]  # the task's describe(): split, frames, resolution, ...
     seed: int
     config: dict[str, Any]  # the fully resolved config
-    training: dict[str, Any]  # epochs and steps, or the checkpoint an eval-only run loaded
+    # epochs and steps, or the checkpoint (folder or reference file) an eval-only run loaded,
+    # or ZERO_SHOT
+    training: dict[str, Any] | str
     num_processes: int
     mixed_precision: str
     git_commit: str | None

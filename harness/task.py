@@ -62,6 +62,10 @@ class Task:
         "data.image_size",
         "data.tokenizer",
     )
+    # Why the task cannot be evaluated zero-shot (``--eval-only`` without ``--checkpoint``: the
+    # model as built from ``encoder.pretrained``), or None when it can: a task whose predictions
+    # come from a head that only training gives meaning (an answer classifier) says so here.
+    no_zero_shot: str | None = None
 
     def __init__(self, config: Config) -> None:
         self.config = config

@@ -51,6 +51,10 @@ class CaptioningTask(VideoTask):
 
     name = "captioning"
     model_keys = (*VideoTask.model_keys, "captioning.decoder_layers", "captioning.max_len")
+    no_zero_shot = (
+        "captions come from a trained caption decoder, so captioning has no zero-shot "
+        "evaluation: pass --checkpoint RUN (a trained run folder)"
+    )
 
     def setup(self, train: bool = True) -> None:
         cfg = self.config

@@ -14,7 +14,7 @@ from harness.config import Config, ConfigError, check_choice
 from harness.data import BAD_VIDEO_POLICIES, ClipSource, drop_bad_videos
 from harness.data_types import VideoTextPairs
 from harness.encoder import VideoTextEncoder, build_clip
-from harness.encoder.clip import OPENAI_SUFFIXES
+from harness.encoder.clip import is_openai_file
 from harness.frame_cache import FrameCache, cache_dir_for, config_settings
 from harness.registry import DATASETS, METHODS
 from harness.task import Task
@@ -31,12 +31,15 @@ def build_text_tokenizer(config: Config, captions: Sequence[str]) -> TextTokeniz
 
     ``auto``: the tokenizer of ``encoder.pretrained`` when that is a HF folder or hub id, else
     the OpenAI CLIP BPE (shipped in harness/assets). ``clip``: that BPE. ``word``: a word-level
-    tokenizer built from the training ``captions``. Anything else: a BPE .txt.gz or HF folder.
+    tokenizer built from the training ``captions`` for a random-init encoder; with
+    ``encoder.pretrained`` it means ``auto`` (a vocabulary built from the captions cannot index
+    a pretrained token table; synthvtt's default is ``word``). Anything else: a BPE .txt.gz or
+    HF folder.
     """
     spec = config["data"]["tokenizer"]
     pretrained = config["encoder"]["pretrained"]
-    if spec == "auto":
-        is_hf = pretrained and not str(pretrained).endswith(OPENAI_SUFFIXES)
+    if spec == "auto" or (spec == "word" and pretrained):
+        is_hf = pretrained and not is_openai_file(pretrained)
         spec = pretrained if is_hf else "clip"
     if spec == "clip":
         return build_tokenizer(CLIP_BPE)
@@ -74,13 +77,17 @@ def drop_unreadable(
 def build_encoder_for(config: Config, tokenizer: TextTokenizer) -> VideoTextEncoder:
     """The shared CLIP encoder for this run's data settings and tokenizer."""
     enc = config["encoder"]
+    words = config["data"]["max_words"]
+    # A random-init text tower gets CLIP's 77 positions (the temporal modules copy that table); a
+    # checkpoint brings its own, which must hold the run's words.
+    positions = words if enc["pretrained"] else max(77, words)
     clip = build_clip(
         enc["pretrained"],
         size=enc["size"],
         image_size=config["data"]["image_size"],
         patch_size=enc["patch_size"],
         vocab_size=tokenizer.vocab_size,
-        max_text_positions=max(77, config["data"]["max_words"]),
+        max_text_positions=positions,
         sot_id=tokenizer.sot_id,
         eot_id=tokenizer.eot_id,
         pad_id=tokenizer.pad_id,

@@ -98,6 +98,10 @@ class QATask(VideoTask):
 
     name = "qa"
     model_keys = (*VideoTask.model_keys, "qa.proj_dim", "qa.classifier_dim")
+    no_zero_shot = (
+        "QA answers come from a trained answer classifier, so QA has no zero-shot evaluation: "
+        "pass --checkpoint RUN (a trained run folder)"
+    )
 
     def setup(self, train: bool = True) -> None:
         cfg = self.config

@@ -3,13 +3,10 @@ tools/make_golden_encoder.py), its checkpoint loaders and its random-init preset
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 import torch
 from conftest import FIXTURES
-from torch import nn
 from transformers import CLIPModel
 
 from harness.config import ConfigError
@@ -22,6 +19,7 @@ from harness.encoder import (
     convert_openai_state_dict,
 )
 from harness.errors import UserError
+from tests.openai_layout import save_jit_archive
 
 GOLDEN = FIXTURES / "encoder_openai_tiny.npz"
 # Shapes of the golden model (see the generator): 32 px images, vocabulary 64, 16 positions.
@@ -62,30 +60,6 @@ def test_converted_openai_weights_reproduce_reference_clip(golden, openai_sd):
     clip = CLIPModel(config)
     clip.load_state_dict(convert_openai_state_dict(openai_sd))
     assert_matches_reference(VideoTextEncoder(clip), golden)
-
-
-class _ArchiveRoot(nn.Module):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x
-
-
-def save_jit_archive(sd: dict[str, torch.Tensor], path) -> None:
-    """A TorchScript archive whose state_dict() is ``sd``, like OpenAI's ViT-B-32.pt."""
-    root = _ArchiveRoot()
-    for key, value in sd.items():
-        *parents, leaf = key.split(".")
-        module = root
-        for name in parents:
-            if not hasattr(module, name):
-                module.add_module(name, nn.Module())
-            module = getattr(module, name)
-        if value.is_floating_point():
-            module.register_parameter(leaf, nn.Parameter(value.clone(), requires_grad=False))
-        else:
-            module.register_buffer(leaf, value.clone())
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.jit.save(torch.jit.script(root), str(path))
 
 
 def test_jit_archive_loads_through_build_clip(tmp_path, golden, openai_sd):

@@ -53,6 +53,15 @@ OPENAI_SUFFIXES = (".pt", ".pth", ".bin")
 _LEGACY_EOS = 2
 
 
+def is_openai_file(pretrained: str | None) -> bool:
+    """Whether ``encoder.pretrained`` names an OpenAI-layout file (a .pt/.pth/.bin name, or any
+    existing file, such as a reference repository's ``pytorch_model.bin.best.2``) rather than an
+    HF folder or hub id."""
+    if not pretrained:
+        return False
+    return str(pretrained).endswith(OPENAI_SUFFIXES) or Path(pretrained).is_file()
+
+
 class TextFeatures(NamedTuple):
     """``sentence`` (B, D): the projected EOT row; ``words`` (B, L, D): every projected row."""
 
@@ -199,8 +208,9 @@ def build_clip(
 
     ``pretrained`` None: random init of preset ``size`` (``PRESETS``) for ``image_size`` /
     ``patch_size`` frames, ``vocab_size`` tokens and ``max_text_positions`` positions.
-    A path ending in .pt/.pth/.bin: an OpenAI CLIP checkpoint (JIT archive or state dict,
-    optionally ``clip.``-prefixed), shapes read from the weights with ``head_dim``-wide heads.
+    A file (or a name ending in .pt/.pth/.bin): an OpenAI CLIP checkpoint (JIT archive or state
+    dict, optionally ``clip.``-prefixed), shapes read from the weights with ``head_dim``-wide
+    heads.
     Anything else: ``CLIPModel.from_pretrained`` (an HF folder or hub id; the hub is reached only
     when the HF offline variables allow it). For checkpoints, ``size`` and ``patch_size`` are
     ignored and ``image_size`` / ``vocab_size`` must match the weights. The text config gets the
@@ -214,7 +224,7 @@ def build_clip(
             size, image_size, patch_size, vocab_size, max_text_positions, token_ids
         )
         return CLIPModel(config).float().train()
-    if str(pretrained).endswith(OPENAI_SUFFIXES):
+    if is_openai_file(pretrained):
         config, weights = _load_openai(Path(pretrained), head_dim)
         _check_pretrained_shapes(pretrained, config, image_size, vocab_size, max_text_positions)
         _set_token_ids(config, token_ids)

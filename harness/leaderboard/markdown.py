@@ -42,7 +42,8 @@ P_TEXT = (
 )
 VERIFY_TEXT = (
     f"{VERIFY_MARK} remembered from the paper, not re-checked against its PDF "
-    '("[recall — verify]" in METHODS.md §9): verify before citing.'
+    '("[recall — verify]" in METHODS.md §9), or given otherwise by another source (the row\'s '
+    "source text names the other values): verify before citing."
 )
 
 

@@ -16,12 +16,15 @@ from pathlib import PurePath
 from typing import Any
 
 from harness.errors import UserError
+from harness.schema import ZERO_SHOT
 
 # A string option ending like a file name (``MSRVTT_data.json``) names an input file, not a
 # choice of split: it does not enter the protocol.
 _FILE_NAME = re.compile(r"\.[A-Za-z0-9]{2,5}$")
 _VIT = re.compile(r"vit[-_/]?([bl])[-_/]?(\d+)", re.IGNORECASE)
 _HF_VIT = re.compile(r"(base|large)[-_]patch(\d+)", re.IGNORECASE)
+# Dataset options named train* choose the training data, which a zero-shot run never saw.
+_TRAINING_OPTION = "train"
 
 
 class ProtocolError(UserError, ValueError):
@@ -68,19 +71,24 @@ class Protocol:
 
 def protocol_of_run(record: Mapping[str, Any]) -> Protocol:
     """The protocol of a run record (results.json): its ``protocol`` block, and the scalar
-    options of the dataset's config section that are not file names."""
+    options of the dataset's config section that are not file names. A zero-shot record
+    (``training: zero-shot``) states that regime and drops the options that choose training
+    data (named ``train*``), as the reported zero-shot rows do."""
     described = record["protocol"]
     section = record["config"].get(record["dataset"])
     section = section if isinstance(section, Mapping) else {}
+    zero_shot = record.get("training") == ZERO_SHOT
     options = {
         key: _render(value)
         for key, value in section.items()
         if isinstance(value, bool | int | float | str)
         and not (isinstance(value, str) and _FILE_NAME.search(value))
+        and not (zero_shot and key.startswith(_TRAINING_OPTION))
     }
     return Protocol(
         split=str(described["split"]),
         dataset_options=tuple(sorted(options.items())),
+        training=ZERO_SHOT if zero_shot else None,
         backbone=backbone_name(described.get("encoder")),
         frames=described.get("max_frames"),
         words=described.get("max_words"),
