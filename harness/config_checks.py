@@ -135,6 +135,24 @@ class Choice(ValueRule):
 
 
 @dataclass(frozen=True)
+class SubsetOf(ValueRule):
+    """A list of distinct ``options``, in any order (empty allowed)."""
+
+    key: str
+    options: tuple[str, ...]
+
+    def accepts(self, value: Any) -> bool:
+        return (
+            isinstance(value, list)
+            and all(isinstance(v, str) and v in self.options for v in value)
+            and len(set(value)) == len(value)
+        )
+
+    def allowed(self) -> str:
+        return f"a list of distinct names out of {', '.join(self.options)}"
+
+
+@dataclass(frozen=True)
 class KeyOf(Rule):
     """One of the keys of the mapping at config key ``table`` (e.g. a split name of a dataset
     whose yaml maps split names to files)."""
@@ -144,6 +162,11 @@ class KeyOf(Rule):
 
     def check(self, config: Config) -> None:
         Choice(self.key, tuple(get_key(config, self.table))).check(config)
+
+
+def subset_of(key: str, *options: str) -> SubsetOf:
+    """A list of distinct words out of ``options``."""
+    return SubsetOf(key, options)
 
 
 def positive_int(key: str, optional: bool = False) -> IntRange:

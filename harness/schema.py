@@ -16,7 +16,8 @@ from typing import Any, NotRequired, TypedDict, Union, get_args, get_origin, get
 METRICS_POSTPROCESSED = "metrics_postprocessed"  # post-processing name -> metrics like ``metrics``
 BASELINES = "baselines"  # trivial predictor name -> its metrics (and what it predicts)
 SKIPPED_VIDEOS = "skipped_videos"  # the unreadable videos left out of the evaluation
-OPTIONAL_FIELDS = (METRICS_POSTPROCESSED, BASELINES, SKIPPED_VIDEOS)
+INTEGRITY = "integrity"  # checks measured at evaluation time (query independence, ...)
+OPTIONAL_FIELDS = (METRICS_POSTPROCESSED, BASELINES, SKIPPED_VIDEOS, INTEGRITY)
 
 RESULTS_FILE = "results.json"
 SAMPLES_FILE = "samples.jsonl"
@@ -46,6 +47,7 @@ class ResultsRecord(TypedDict):
     timings: dict[str, float]
     notes: list[str]
     skipped_videos: NotRequired[list[Any]]
+    integrity: NotRequired[dict[str, Any]]
 
 
 FIELDS: dict[str, Any] = get_type_hints(ResultsRecord)

@@ -27,6 +27,7 @@ class EvalOutput:
     ``num_samples`` counts the evaluated items by kind; ``metrics_postprocessed`` maps a
     post-processing name to metrics shaped like ``metrics``; ``baselines`` maps a trivial
     predictor's name to its metrics; ``skipped_videos`` lists the unreadable videos left out;
+    ``integrity`` holds the checks measured during the evaluation (check name -> its findings);
     ``notes`` are lines printed under the console table and stored in results.json.
     """
 
@@ -36,6 +37,7 @@ class EvalOutput:
     metrics_postprocessed: dict[str, Any] = field(default_factory=dict)
     baselines: dict[str, Any] = field(default_factory=dict)
     skipped_videos: list[Any] = field(default_factory=list)
+    integrity: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     def optional_fields(self) -> dict[str, Any]:

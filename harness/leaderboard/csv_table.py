@@ -6,13 +6,15 @@ from __future__ import annotations
 import csv
 import io
 
+from harness.leaderboard.rows import QUERY_DEPENDENT_MARK
 from harness.leaderboard.tables import Table
 
 
 def table_csv(table: Table) -> str:
     """The CSV text of ``table``: task, dataset, group, protocol, kind, system, variant, one
     column per metric, ``<metric> ci_lo``/``ci_hi``/``p`` where the table has them, markers
-    (``<metric>=<mark>`` pairs joined by ``;``) and source."""
+    (``<metric>=<mark>`` pairs joined by ``;``, led by ``system=§`` for a row whose scores were
+    measured to depend on the other test queries) and source."""
     rows = table.rows()
     stats = [
         (column.key, kind)
@@ -30,7 +32,8 @@ def table_csv(table: Table) -> str:
     writer.writerow(header)
     for number, group in enumerate(table.groups, start=1):
         for row in group.rows:
-            line = [table.task, table.dataset, number, group.protocol.label(), row.kind]
+            label = group.protocol.label(table.spec.postprocessings)
+            line = [table.task, table.dataset, number, label, row.kind]
             line += [row.system, row.variant]
             line += [_number(row.values.get(column.key)) for column in table.columns]
             for key, kind in stats:
@@ -39,7 +42,10 @@ def table_csv(table: Table) -> str:
                     line += [_number(lo), _number(hi)]
                 else:
                     line.append(_number(row.p.get(key), 4))
-            line.append(";".join(f"{key}={mark}" for key, mark in sorted(row.markers.items())))
+            marks = sorted(row.markers.items())
+            if row.query_dependent:
+                marks.insert(0, ("system", QUERY_DEPENDENT_MARK))
+            line.append(";".join(f"{key}={mark}" for key, mark in marks))
             line.append(row.source)
             writer.writerow(line)
     return out.getvalue()

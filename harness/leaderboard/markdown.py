@@ -11,6 +11,7 @@ from harness.leaderboard.rows import (
     BASELINE,
     DIFFERENCE,
     MEAN_RANK_MARK,
+    QUERY_DEPENDENT_MARK,
     REPORTED,
     REPRODUCED,
     VERIFY_MARK,
@@ -40,6 +41,12 @@ P_TEXT = (
     "p = (1 + #{b : |d_b − d| ≥ |d|}) / (B + 1), d the observed difference, d_b the difference "
     f"on resample b, B = {RESAMPLES}; its smallest value is 1/{RESAMPLES + 1}."
 )
+QUERY_DEPENDENT_TEXT = (
+    f"{QUERY_DEPENDENT_MARK} query-dependent protocol: the scores of a query change when other "
+    "test queries are removed (measured when the run was evaluated, results.json "
+    "integrity.query_independence), so the row's numbers depend on which queries are scored "
+    "together."
+)
 VERIFY_TEXT = (
     f"{VERIFY_MARK} remembered from the paper, not re-checked against its PDF "
     '("[recall — verify]" in METHODS.md §9): verify before citing.'
@@ -53,7 +60,7 @@ def table_markdown(table: Table, reported: Reported, plot_file: str | None) -> s
     if plot_file:
         lines += [f"![R@K curves of the reproduced runs]({plot_file})", ""]
     for number, group in enumerate(table.groups, start=1):
-        lines += _group_lines(number, group, table.columns, stats)
+        lines += _group_lines(number, group, table, stats)
     lines += ["## Notes", ""]
     lines += [f"- {text}" for text in _footnotes(table, reported, stats)]
     return "\n".join(lines) + "\n"
@@ -129,20 +136,22 @@ def _stat_columns(table: Table) -> list[tuple[Column, str]]:
 
 
 def _group_lines(
-    number: int, group: Group, columns: Sequence[Column], stats: list[tuple[Column, str]]
+    number: int, group: Group, table: Table, stats: list[tuple[Column, str]]
 ) -> list[str]:
+    columns = table.columns
     headers = ["system", "variant", "row", *(c.header for c in columns)]
     headers += [
         f"{c.header} {CONFIDENCE:g}% CI" if kind == "ci" else f"p ({c.header})" for c, kind in stats
     ]
     headers.append("source")
     align = ["---"] * 3 + ["---:"] * (len(columns) + len(stats)) + ["---"]
-    lines = [f"## Group {number}: {group.protocol.label()}", ""]
+    lines = [f"## Group {number}: {group.protocol.label(table.spec.postprocessings)}", ""]
     if any(row.p for row in group.rows):
         lines += [f"p-values against: {group.reference.system} ({group.reference.source}).", ""]
     lines += ["| " + " | ".join(headers) + " |", "|" + "|".join(align) + "|"]
     for row in group.rows:
-        cells = [row.system, row.variant or MISSING, KIND_LABELS[row.kind]]
+        system = row.system + (QUERY_DEPENDENT_MARK if row.query_dependent else "")
+        cells = [system, row.variant or MISSING, KIND_LABELS[row.kind]]
         cells += [_value(row, c.key) for c in columns]
         cells += [_stat(row, c.key, kind, group) for c, kind in stats]
         cells.append(row.source)
@@ -177,6 +186,8 @@ def _footnotes(table: Table, reported: Reported, stats: list[tuple[Column, str]]
         notes.append(CI_TEXT)
     if any(kind == "p" for _, kind in stats):
         notes.append(P_TEXT)
+    if any(row.query_dependent for row in rows):
+        notes.append(QUERY_DEPENDENT_TEXT)
     if VERIFY_MARK in marks:
         notes.append(VERIFY_TEXT)
     if MEAN_RANK_MARK in marks:

@@ -101,6 +101,11 @@ SPEC = ResultSpec(
     per_query=_per_query,
     rank_plot=True,
     reference_note="The reference is the EMCL run of the group (for retrieval, EMCL-Net).",
+    postprocessings={
+        "inverted_softmax": "inverted softmax (EMCL-Net++), uses all test queries at once",
+        "dsl": "DSL, CAMoE's dual softmax, uses all test queries at once",
+        "qb_norm": "QB-Norm, dynamic inverted softmax over a query bank of training captions",
+    },
     mean_rank_note=(
         'the source labels this value "Mean Rank" (the seed benchmark table and the aggregators '
         "that copy it); its size (1–2 on MSR-VTT and ActivityNet) matches a median rank rather "
