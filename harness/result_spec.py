@@ -72,10 +72,16 @@ class Column:
 @dataclass(frozen=True)
 class PerQuery:
     """``values`` (n,): each query's contribution to a column's score (the score is their
-    mean); ``keys``: each query's identity, equal across runs evaluated on the same queries."""
+    ``statistic``: ``"mean"``, ``"median"`` or ``"median_lower"``, see
+    :mod:`harness.leaderboard.bootstrap`); ``keys``: each query's identity, equal across runs
+    evaluated on the same queries; ``clusters`` (n,): the id of each query's cluster of
+    dependent queries (e.g. the video of a sentence on a multi-sentence dataset), which the
+    bootstrap resamples whole, or None when the queries are independent draws."""
 
     keys: tuple
     values: np.ndarray
+    clusters: np.ndarray | None = None
+    statistic: str = "mean"
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,9 @@ GENERATED = (
 )
 CI_TEXT = (
     f"{CONFIDENCE:g}% CI: percentile bootstrap interval of the score over the evaluated queries "
-    f"({RESAMPLES} resamples with replacement, numpy seed {BOOTSTRAP_SEED})."
+    f"({RESAMPLES} resamples with replacement, numpy seed {BOOTSTRAP_SEED}); where several "
+    "queries share a video (multi-sentence sets), videos are resampled, each with all its "
+    "queries."
 )
 P_TEXT = (
     "p: two-sided paired bootstrap p-value of the difference in that score between the row and "

@@ -127,11 +127,11 @@ def _add_statistics(spec: ResultSpec, row: Row, reference: Row | None) -> None:
         values = row.per_query.get(column.key)
         if values is None or not column.ci:
             continue
-        row.ci[column.key] = percentile_ci(values.values)
+        row.ci[column.key] = percentile_ci(values.values, values.clusters, values.statistic)
         other = reference.per_query.get(column.key) if reference is not None else None
         same_queries = other is not None and other.keys == values.keys
         if column.p_value and reference is not row and same_queries:
-            row.p[column.key] = paired_p_value(values.values, other.values)
+            row.p[column.key] = paired_p_value(values.values, other.values, values.clusters)
 
 
 def _shown_columns(spec: ResultSpec, rows: list[Row]) -> tuple[Column, ...]:
