@@ -28,6 +28,7 @@ ENCODER_SIZES = ("tiny", "base")
 OPTIMIZERS = ("adamw", "bertadam")
 GATHER_MODES = ("local", "sum")
 TIE_RULES = ("honest", "reference")
+SELECT_ON = ("last", "val", "test")  # harness.selection.SELECT_ON
 AGGREGATORS = ("meanP", "seqLSTM", "seqTransf")  # temporal modules over frame features
 
 
@@ -235,6 +236,7 @@ HARNESS: tuple[Rule, ...] = (
     positive_int("eval.batch_size"),
     positive_int("eval.block_size"),
     one_of("eval.ties", *TIE_RULES),
+    one_of("eval.select_on", *SELECT_ON),
 )
 
 

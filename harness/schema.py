@@ -40,6 +40,7 @@ class ResultsRecord(TypedDict):
     seed: int
     config: dict[str, Any]  # the fully resolved config
     training: dict[str, Any]  # epochs and steps, or the checkpoint an eval-only run loaded
+    selection: NotRequired[dict[str, Any]]  # training runs: the evaluated epoch and how chosen
     num_processes: int
     mixed_precision: str
     git_commit: str | None

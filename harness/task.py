@@ -54,6 +54,8 @@ class Task:
     """Base class; subclasses implement every method that raises NotImplementedError."""
 
     name = "task"
+    # where the main metric sits in ``EvalOutput.metrics``: model selection maximises it
+    main_metric: tuple[str, ...] = ()
     # Config keys (dotted; a section name covers all its keys) that decide the shape or the
     # meaning of the trained parameters: an evaluation or a resume may not change them.
     model_keys: tuple[str, ...] = (
@@ -103,6 +105,11 @@ class Task:
     def evaluate(self, model: nn.Module) -> EvalOutput:
         """Evaluate the unwrapped ``model`` on the test split, identically on every process."""
         raise NotImplementedError
+
+    def evaluated_videos(self) -> list[str]:
+        """The ids of the videos :meth:`evaluate` scores (after :meth:`setup`), for the overlap
+        checks of model selection; empty when the task does not say."""
+        return []
 
     def describe(self) -> dict[str, Any]:
         """Protocol facts recorded in results.json (split, frames, resolution, ...)."""

@@ -50,6 +50,7 @@ class CaptioningTask(VideoTask):
     :class:`CaptioningDataset` and evaluates its captions of the ``eval.split`` videos."""
 
     name = "captioning"
+    main_metric = ("CIDEr",)
     model_keys = (*VideoTask.model_keys, "captioning.decoder_layers", "captioning.max_len")
 
     def setup(self, train: bool = True) -> None:

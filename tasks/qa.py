@@ -97,6 +97,7 @@ class QATask(VideoTask):
     evaluates it."""
 
     name = "qa"
+    main_metric = ("accuracy",)
     model_keys = (*VideoTask.model_keys, "qa.proj_dim", "qa.classifier_dim")
 
     def setup(self, train: bool = True) -> None:

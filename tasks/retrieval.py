@@ -33,6 +33,7 @@ class RetrievalTask(VideoTask):
     """Trains and evaluates a registered retrieval method on a registered dataset."""
 
     name = "retrieval"
+    main_metric = ("t2v", "R@1")
 
     def setup(self, train: bool = True) -> None:
         dataset = self.load_dataset()
@@ -57,6 +58,9 @@ class RetrievalTask(VideoTask):
         )
         sampler = GroupedRoundSampler(self.train_pairs, self.config["seed"])
         return train_dataloader(self.config, dataset, sampler, per_process_batch)
+
+    def evaluated_videos(self) -> list[str]:
+        return list(self.test_pairs.video_ids)
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -100,11 +100,15 @@ def protocol_of_run(record: Mapping[str, Any]) -> Protocol:
 
 
 def selection_of(record: Mapping[str, Any]) -> str | None:
-    """The split a run's evaluated epoch was selected on (its ``selection.split``), None when it
-    evaluated its last epoch."""
+    """What a run's evaluated epoch was selected on: ``"test"`` when on the evaluated split or
+    on a val split that shares videos with it (``selection.test_overlap``, e.g. MSR-VTT 1k-A's
+    val), else the val split's name; None when it evaluated its last epoch."""
     selection = record.get("selection")
     if not isinstance(selection, Mapping) or selection.get("select_on") in (None, "last"):
         return None
+    overlap = selection.get("test_overlap")
+    if selection.get("select_on") == "test" or (isinstance(overlap, int) and overlap > 0):
+        return "test"
     return _text(selection.get("split"))
 
 

@@ -1,0 +1,83 @@
+"""Model selection (eval.select_on): with val, each epoch scores the val split, the test split
+is scored once with the best epoch's checkpoint, results.json names that epoch; training is the
+same whatever select_on says; select_on=test is labelled on the leaderboards."""
+
+from pathlib import Path
+
+import pytest
+
+from tests.cli import read_results, run_cli
+
+TINY = [
+    "-o", "synthvtt.train_videos=8",
+    "-o", "synthvtt.test_videos=16",
+    "-o", "synthvtt.val_videos=8",
+    "-o", "train.epochs=2",
+    "-o", "train.batch_size=8",
+    "-o", "eval.batch_size=16",
+    "-o", "eval.block_size=8",
+    "-o", "data.max_frames=4",
+    "-o", "train.keep_checkpoints=1",
+    "-o", "eval.postprocess=[]",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("synthvtt_select")
+
+
+def _train(data_root: Path, out: Path, select_on: str) -> str:
+    result = run_cli(
+        "--task", "retrieval", "--method", "clip4clip", "--data-root", str(data_root),
+        "--output-dir", str(out), *TINY, "-o", f"eval.select_on={select_on}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def test_select_on_val_scores_the_test_split_once_with_the_best_epoch(data_root, tmp_path):
+    stdout = _train(data_root, tmp_path / "val", "val")
+    assert stdout.count("evaluate: split test") == 1
+    assert stdout.count("on split val") == 2  # one selection score per epoch end
+    record = read_results(tmp_path / "val")
+    selection = record["selection"]
+    assert selection["select_on"] == "val" and selection["split"] == "val"
+    assert selection["metric"] == "t2v R@1" and selection["test_overlap"] == 0
+    assert [h["epoch"] for h in selection["history"]] == [1, 2]
+    best = max(selection["history"], key=lambda h: h["value"])  # the first of equals
+    assert (selection["epoch"], selection["step"]) == (best["epoch"], best["step"])
+    # the best epoch's checkpoint is kept beside the newest one (keep_checkpoints=1)
+    checkpoint = tmp_path / "val" / selection["checkpoint"]
+    assert checkpoint.name == f"step_{best['step']}" and checkpoint.is_dir()
+    # the test metrics are those of that checkpoint
+    again = tmp_path / "again"
+    result = run_cli("--eval-only", "--checkpoint", str(checkpoint), "--output-dir", str(again))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert read_results(again)["metrics"] == record["metrics"]
+    # selecting draws nothing from the training streams: the same training as select_on=last
+    _train(data_root, tmp_path / "last", "last")
+    last = read_results(tmp_path / "last")
+    assert last["training"]["final_loss"] == record["training"]["final_loss"]
+    steps = last["training"]["steps"]
+    assert last["selection"] == {"select_on": "last", "split": None, "epoch": 2, "step": steps}
+
+
+def test_select_on_test_is_labelled_on_the_leaderboard(data_root, tmp_path):
+    _train(data_root, tmp_path / "runs" / "test", "test")
+    assert read_results(tmp_path / "runs" / "test")["selection"]["split"] == "test"
+    result = run_cli(
+        "--leaderboard", "--runs", str(tmp_path / "runs"), "--leaderboard-dir", str(tmp_path / "lb")
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = (tmp_path / "lb" / "retrieval_synthvtt.md").read_text()
+    assert "selected on test" in table
+
+
+def test_select_on_rule():
+    from harness.config_checks import SELECT_ON as SPELLED
+    from harness.selection import SELECT_ON
+
+    assert SPELLED == SELECT_ON
+    result = run_cli("--task", "retrieval", "-o", "eval.select_on=best", "--show-config")
+    assert result.returncode == 2 and "eval.select_on" in result.stderr
