@@ -19,6 +19,7 @@ from harness.result_spec import PerQuery, ResultSpec, is_number, metric_value
 from harness.schema import BASELINES, INTEGRITY, METRICS_POSTPROCESSED
 
 REPORTED, REPRODUCED, BASELINE, DIFFERENCE = "reported", "reproduced", "baseline", "difference"
+SEEDS = "seeds"  # mean ± std of the reproduced rows of one system and variant over seeds
 VERIFY_MARK = "†"
 MEAN_RANK_MARK = "‡"
 QUERY_DEPENDENT_MARK = "§"
@@ -46,10 +47,15 @@ class Row:
     p: dict[str, float] = field(default_factory=dict)
     # measured at evaluation time: a query's scores change when other test queries are removed
     query_dependent: bool = False
+    seed: int | None = None  # the run's seed (reproduced rows)
+    # seeds rows: the standard deviation over seeds per column, the seeds, their p-values
+    spread: dict[str, float] = field(default_factory=dict)
+    seeds: tuple[int, ...] = ()
+    seed_p: dict[str, tuple[float, ...]] = field(default_factory=dict)
 
     def sort_key(self) -> tuple:
         """Rows of one system and variant together: reported, reproduced, difference."""
-        order = (REPORTED, REPRODUCED, DIFFERENCE, BASELINE).index(self.kind)
+        order = (REPORTED, REPRODUCED, SEEDS, DIFFERENCE, BASELINE).index(self.kind)
         return (self.kind == BASELINE, self.system, self.variant, order, self.source)
 
 
@@ -147,6 +153,29 @@ def _measured_row(
         per_query=data.columns if data else {},
         ranks=data.ranks if data else {},
         query_dependent=query_dependent(run.record, postprocessing),
+        seed=run.record.get("seed") if is_number(run.record.get("seed")) else None,
+    )
+
+
+def seeds_row(rows: list[Row]) -> Row:
+    """The mean ± std row of reproduced ``rows`` of one system, variant and protocol with
+    distinct seeds: per column present in every row, the mean and the sample standard deviation
+    (``ddof=1``); the per-seed p-values of each column every row has one for."""
+    first = rows[0]
+    keys = [key for key in first.values if all(key in row.values for row in rows)]
+    values = {key: np.array([row.values[key] for row in rows]) for key in keys}
+    p_keys = [key for key in first.p if all(key in row.p for row in rows)]
+    return Row(
+        kind=SEEDS,
+        system=first.system,
+        variant=first.variant,
+        protocol=first.protocol,
+        values={key: float(v.mean()) for key, v in values.items()},
+        source=", ".join(row.source for row in rows),
+        spread={key: float(v.std(ddof=1)) for key, v in values.items()},
+        seeds=tuple(row.seed for row in rows),
+        seed_p={key: tuple(row.p[key] for row in rows) for key in p_keys},
+        query_dependent=any(row.query_dependent for row in rows),
     )
 
 
