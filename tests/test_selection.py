@@ -2,10 +2,12 @@
 is scored once with the best epoch's checkpoint, results.json names that epoch; training is the
 same whatever select_on says; select_on=test is labelled on the leaderboards."""
 
+import signal
 from pathlib import Path
 
 import pytest
 
+from harness.checkpoints import KILL_HOOK
 from tests.cli import read_results, run_cli
 
 TINY = [
@@ -27,20 +29,26 @@ def data_root(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("synthvtt_select")
 
 
-def _train(data_root: Path, out: Path, select_on: str) -> str:
+def _train(data_root: Path, out: Path, select_on: str, env: dict | None = None) -> str:
     result = run_cli(
         "--task", "retrieval", "--method", "clip4clip", "--data-root", str(data_root),
-        "--output-dir", str(out), *TINY, "-o", f"eval.select_on={select_on}",
+        "--output-dir", str(out), *TINY, "-o", f"eval.select_on={select_on}", env=env,
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == (0 if env is None else -signal.SIGKILL), result.stderr[-3000:]
     return result.stdout
 
 
-def test_select_on_val_scores_the_test_split_once_with_the_best_epoch(data_root, tmp_path):
-    stdout = _train(data_root, tmp_path / "val", "val")
+@pytest.fixture(scope="module")
+def val_run(data_root, tmp_path_factory) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("select") / "val"
+    return out, _train(data_root, out, "val")
+
+
+def test_select_on_val_scores_the_test_split_once_with_the_best_epoch(val_run, data_root, tmp_path):
+    folder, stdout = val_run
     assert stdout.count("evaluate: split test") == 1
     assert stdout.count("on split val") == 2  # one selection score per epoch end
-    record = read_results(tmp_path / "val")
+    record = read_results(folder)
     selection = record["selection"]
     assert selection["select_on"] == "val" and selection["split"] == "val"
     assert selection["metric"] == "t2v R@1" and selection["test_overlap"] == 0
@@ -48,7 +56,7 @@ def test_select_on_val_scores_the_test_split_once_with_the_best_epoch(data_root,
     best = max(selection["history"], key=lambda h: h["value"])  # the first of equals
     assert (selection["epoch"], selection["step"]) == (best["epoch"], best["step"])
     # the best epoch's checkpoint is kept beside the newest one (keep_checkpoints=1)
-    checkpoint = tmp_path / "val" / selection["checkpoint"]
+    checkpoint = folder / selection["checkpoint"]
     assert checkpoint.name == f"step_{best['step']}" and checkpoint.is_dir()
     # the test metrics are those of that checkpoint
     again = tmp_path / "again"
@@ -61,6 +69,18 @@ def test_select_on_val_scores_the_test_split_once_with_the_best_epoch(data_root,
     assert last["training"]["final_loss"] == record["training"]["final_loss"]
     steps = last["training"]["steps"]
     assert last["selection"] == {"select_on": "last", "split": None, "epoch": 2, "step": steps}
+
+
+def test_a_killed_run_resumes_its_selection(val_run, data_root, tmp_path):
+    # 5 steps an epoch: killed in epoch 2, resumed from the epoch-1 checkpoint and its scores
+    out = tmp_path / "killed"
+    _train(data_root, out, "val", env={KILL_HOOK: "after_step:7"})
+    result = run_cli("--output-dir", str(out), "--resume")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("on split val") == 1  # epoch 2 only
+    record, reference = read_results(out), read_results(val_run[0])
+    assert record["selection"] == reference["selection"]
+    assert record["metrics"] == reference["metrics"]
 
 
 def test_select_on_test_is_labelled_on_the_leaderboard(data_root, tmp_path):
