@@ -88,7 +88,9 @@ def index_markdown(tables: Sequence[Table], reported: Reported, plots: set[str])
         "Each table puts the numbers the papers and READMEs report (`reported.yaml`, every one "
         "with its source) next to the numbers this harness reproduced (`runs/`), one row group "
         "per evaluation protocol: rows are compared only when split, backbone, frames, words "
-        "and resolution are all equal.",
+        "and resolution are all equal, and so are the post-processing of the scores (each "
+        "post-processed metric set has a group of its own, whose header says what it uses) and "
+        'how the evaluated epoch was selected ("selected on test").',
         "",
         "| task | dataset | table | csv | R@K plot | reported rows | reproduced rows |",
         "|---|---|---|---|---|---:|---:|",
@@ -112,6 +114,8 @@ def index_markdown(tables: Sequence[Table], reported: Reported, plots: set[str])
         "baseline rows are the trivial predictors the run scored alongside.",
         "- Δ reproduced − reported: under a reproduced row whose system, variant and protocol "
         "equal a reported row's.",
+        f"- {QUERY_DEPENDENT_TEXT}",
+        f"- {SEEDS_TEXT}",
         f"- {CI_TEXT}",
         " ".join(["-", P_TEXT, *_distinct(spec.reference_note for spec in specs)]),
         f"- {VERIFY_TEXT}",
