@@ -65,3 +65,8 @@ def postprocessor(config: Config, logit_scale: float, bank_sim: np.ndarray | Non
         return out
 
     return apply
+
+
+def none(sim: np.ndarray) -> Matrices:
+    """No post-processing (multi-sentence sets): no matrices for ``sim``."""
+    return {}

@@ -114,12 +114,16 @@ class RetrievalTask(VideoTask):
         sim = blocked_similarity(model.similarity, text, video, cfg["block_size"])
         one_to_one = pairs.caption_video == list(range(pairs.num_videos))
         ties = cfg["ties"]
-        post = postprocessing.postprocessor(
-            self.config, float(model.logit_scale), self._bank_scores(model, video)
+        # the post-processings follow the reference, which applies them to one-to-one sets only
+        post = (
+            postprocessing.postprocessor(
+                self.config, float(model.logit_scale), self._bank_scores(model, video)
+            )
+            if one_to_one
+            else postprocessing.none
         )
         raw = sim.float().cpu().numpy()
-        # the post-processings follow the reference, which applies them to one-to-one sets only
-        matrices = post(raw) if one_to_one else {}
+        matrices = post(raw)
         if one_to_one:
             metrics = {
                 "t2v": retrieval_metrics(sim, ties=ties),

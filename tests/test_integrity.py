@@ -53,26 +53,30 @@ def test_query_independence_is_measured_on_real_runs(data_root, tmp_path):
     assert clip["qb_norm"]["independent"] is True
 
 
-def _evaluate(method: str, data_root: Path) -> dict:
-    """The integrity checks of an untrained ``method`` evaluated in this process."""
+def _task(method: str, data_root: Path, postprocess: str = "[]"):
+    """A set-up retrieval task of ``method`` and its untrained model, in this process."""
+    import baselines  # noqa: F401
+    import tasks  # noqa: F401
     from harness.registry import TASKS
     from run import parse_args, resolve_config
 
     argv = ["--task", "retrieval", "--method", method, "--data-root", str(data_root), *TINY]
-    config = resolve_config(parse_args([*argv, "-o", "eval.postprocess=[]"]))
+    config = resolve_config(parse_args([*argv, "-o", f"eval.postprocess={postprocess}"]))
     torch.manual_seed(0)
     task = TASKS.get("retrieval")(config)
     task.setup(train=False)
-    model = task.build_model().eval()
+    return task, task.build_model().eval()
+
+
+def _evaluate(method: str, data_root: Path) -> dict:
+    """The integrity checks of an untrained ``method`` evaluated in this process."""
+    task, model = _task(method, data_root)
     with torch.no_grad():
         return task.evaluate(model).integrity
 
 
 @pytest.mark.parametrize("method", METHODS)
 def test_gallery_order_and_eval_batch_invariance(method, data_root):
-    import baselines  # noqa: F401
-    import tasks  # noqa: F401
-
     integrity = _evaluate(method, data_root)
     assert integrity["eval_batch"]["invariant"], integrity["eval_batch"]
     assert integrity["eval_batch"]["batch_size"] == 8
@@ -80,6 +84,25 @@ def test_gallery_order_and_eval_batch_invariance(method, data_root):
     gallery = integrity["gallery_order"]
     # EMCL-Net's EM step runs over a block of videos too: another gallery order, other blocks
     assert gallery["invariant"] is (method != "emcl"), gallery
+
+
+def test_multi_sentence_sets_get_checks_but_no_post_processing(data_root):
+    from harness.data_types import VideoTextPairs
+
+    task, model = _task("clip4clip", data_root, "[dsl, qb_norm]")
+    one = task.test_pairs
+    task.test_pairs = VideoTextPairs(  # a second sentence for the first 4 videos
+        video_ids=one.video_ids,
+        video_paths=one.video_paths,
+        captions=one.captions + one.captions[:4],
+        caption_video=one.caption_video + [0, 1, 2, 3],
+    )
+    with torch.no_grad():
+        out = task.evaluate(model)
+    assert out.num_samples == {"texts": 20, "videos": 16}
+    assert out.metrics_postprocessed == {}
+    assert set(out.integrity["query_independence"]) == {"queries", "removed", "raw"}
+    assert out.integrity["query_independence"]["raw"]["independent"] is True
 
 
 def test_row_change_ignores_a_common_factor_and_split_hygiene_finds_overlap():
