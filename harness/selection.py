@@ -75,8 +75,9 @@ class Selector:
         training mode. ``autocast``: the accelerator's autocast context."""
         if not self.ready:
             self.task.setup(train=False)
-            both = set(self.task.evaluated_videos()) & set(self.evaluated.evaluated_videos())
-            self.state.test_overlap = len(both)
+            scored, tested = self.task.evaluated_videos(), self.evaluated.evaluated_videos()
+            if scored and tested:  # None: the task does not say which videos it scores
+                self.state.test_overlap = len(set(scored) & set(tested))
             self.ready = True
         if PartialState().is_main_process:
             print(f"select: epoch {epoch} on split {self.state.split}", flush=True)

@@ -111,6 +111,9 @@ class CaptioningTask(VideoTask):
             float(cap["length_penalty"]),
         )
 
+    def evaluated_videos(self) -> list[str]:
+        return list(self.test_pairs.video_ids)
+
     def describe(self) -> dict[str, Any]:
         cap = self.config["captioning"]
         return {

@@ -158,6 +158,9 @@ class QATask(VideoTask):
             self.config, QATrainDataset(pairs, labels), sampler, per_process_batch
         )
 
+    def evaluated_videos(self) -> list[str]:
+        return list(self.test_split.pairs.video_ids)
+
     def describe(self) -> dict[str, Any]:
         return {
             **self.describe_clips(),

@@ -101,3 +101,16 @@ def test_select_on_rule():
     assert SPELLED == SELECT_ON
     result = run_cli("--task", "retrieval", "-o", "eval.select_on=best", "--show-config")
     assert result.returncode == 2 and "eval.select_on" in result.stderr
+
+
+@pytest.mark.parametrize(("task", "metric"), [("qa", "accuracy"), ("captioning", "CIDEr")])
+def test_selection_by_each_tasks_main_metric(task, metric, data_root, tmp_path):
+    extra = ["-o", "captioning.max_len=6"] if task == "captioning" else []
+    result = run_cli(
+        "--task", task, "--data-root", str(data_root), "--output-dir", str(tmp_path / task),
+        *TINY[:-2], "-o", "train.epochs=1", "-o", "eval.select_on=val", *extra,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    selection = read_results(tmp_path / task)["selection"]
+    assert (selection["metric"], selection["split"], selection["epoch"]) == (metric, "val", 1)
+    assert selection["test_overlap"] == 0  # synthvtt's val videos are their own
