@@ -160,7 +160,7 @@ def _group_lines(
     headers.append("source")
     align = ["---"] * 3 + ["---:"] * (len(columns) + len(stats)) + ["---"]
     lines = [f"## Group {number}: {group.protocol.label(table.spec.postprocessings)}", ""]
-    seeded = any(row.kind == SEEDS for row in group.rows)
+    seeded = {(row.system, row.variant) for row in group.rows if row.kind == SEEDS}
     if any(row.p for row in group.rows):
         against = f"{group.reference.system} ({group.reference.source})"
         if seeded:
@@ -177,13 +177,15 @@ def _group_lines(
     return lines + [""]
 
 
-def _kind_label(row: Row, seeded: bool) -> str:
+def _kind_label(row: Row, seeded: set[tuple[str, str]]) -> str:
     """The row column: its kind, with the seed count of a seeds row and, in a group that has
-    one, the seed of every reproduced row."""
+    one, the seed of each reproduced row (``seeded``: the systems and variants with several)."""
     if row.kind == SEEDS:
         return f"mean ± std ({len(row.seeds)} seeds)"
     if row.kind == REPRODUCED and seeded:
-        return "reproduced, single seed" if row.seed is None else f"reproduced, seed {row.seed}"
+        if (row.system, row.variant) in seeded:
+            return f"reproduced, seed {row.seed}"
+        return "reproduced, single seed" + ("" if row.seed is None else f" ({row.seed})")
     return KIND_LABELS[row.kind]
 
 
