@@ -86,6 +86,9 @@ def test_eval_only_identical_for_one_and_two_processes(trained_run, tmp_path):
         outputs[processes] = read_results(out)
     assert outputs[2]["num_processes"] == 2
     assert outputs[1]["metrics"] == outputs[2]["metrics"]
+    # the post-processed sets and the integrity checks too
+    for field in ("metrics_postprocessed", "integrity"):
+        assert outputs[1][field] == outputs[2][field]
     assert outputs[1]["num_samples"] == outputs[2]["num_samples"]
     assert outputs[1]["metrics"] == read_results(trained_run)["metrics"]
 
