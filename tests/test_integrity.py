@@ -1,6 +1,8 @@
 """The integrity checks written to results.json: query independence measured on real tiny runs
 (EMCL-Net's block EM and DSL depend on the other test queries, CLIP4Clip meanP does not), and
-gallery-order and eval-batch invariance for every retrieval method."""
+gallery-order invariance, eval-batch invariance and query independence for every retrieval
+method (EMCL's EM step mixes a block: it is neither query-independent nor gallery-order
+invariant)."""
 
 from pathlib import Path
 
@@ -53,14 +55,15 @@ def test_query_independence_is_measured_on_real_runs(data_root, tmp_path):
     assert clip["qb_norm"]["independent"] is True
 
 
-def _task(method: str, data_root: Path, postprocess: str = "[]"):
-    """A set-up retrieval task of ``method`` and its untrained model, in this process."""
+def _task(method: str, data_root: Path, postprocess: str = "[]", *extra: str):
+    """A set-up retrieval task of ``method`` (more ``-o`` settings in ``extra``) and its
+    untrained model, in this process."""
     import baselines  # noqa: F401
     import tasks  # noqa: F401
     from harness.registry import TASKS
     from run import parse_args, resolve_config
 
-    argv = ["--task", "retrieval", "--method", method, "--data-root", str(data_root), *TINY]
+    argv = ["--task", "retrieval", "--method", method, "--data-root", str(data_root), *TINY, *extra]
     config = resolve_config(parse_args([*argv, "-o", f"eval.postprocess={postprocess}"]))
     torch.manual_seed(0)
     task = TASKS.get("retrieval")(config)
@@ -68,22 +71,32 @@ def _task(method: str, data_root: Path, postprocess: str = "[]"):
     return task, task.build_model().eval()
 
 
-def _evaluate(method: str, data_root: Path) -> dict:
+def _evaluate(method: str, data_root: Path, *extra: str) -> dict:
     """The integrity checks of an untrained ``method`` evaluated in this process."""
-    task, model = _task(method, data_root)
+    task, model = _task(method, data_root, "[]", *extra)
     with torch.no_grad():
         return task.evaluate(model).integrity
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_gallery_order_and_eval_batch_invariance(method, data_root):
-    integrity = _evaluate(method, data_root)
+@pytest.mark.parametrize(
+    ("method", "extra", "mixes_blocks"),
+    [(m, (), m == "emcl") for m in METHODS]
+    + [("clip4clip", ("-o", "method.emcl=inference"), True)],
+    ids=[*METHODS, "clip4clip-emcl-inference"],
+)
+def test_gallery_order_eval_batch_invariance_and_query_independence(
+    method, extra, mixes_blocks, data_root
+):
+    integrity = _evaluate(method, data_root, *extra)
     assert integrity["eval_batch"]["invariant"], integrity["eval_batch"]
     assert integrity["eval_batch"]["batch_size"] == 8
     assert integrity["split_hygiene"] == {"clean": True, "overlap": 0, "examples": []}
     gallery = integrity["gallery_order"]
-    # EMCL-Net's EM step runs over a block of videos too: another gallery order, other blocks
-    assert gallery["invariant"] is (method != "emcl"), gallery
+    # EMCL's EM step (EMCL-Net, the plug-in) runs over the videos of a block: another gallery
+    # order, other blocks; and over its texts: only there do queries depend on the others
+    assert gallery["invariant"] is not mixes_blocks, gallery
+    raw = integrity["query_independence"]["raw"]
+    assert raw["independent"] is not mixes_blocks, raw
 
 
 def test_multi_sentence_sets_get_checks_but_no_post_processing(data_root):
