@@ -7,6 +7,7 @@ python run.py --task retrieval --method emcl --eval-only --checkpoint pytorch_mo
 python run.py --list                                # what is registered
 python run.py --task retrieval --show-config        # the resolved config, no run
 python run.py --task retrieval --compare emcl,clip4clip,xclip,drl,hmmc
+python run.py --task retrieval --seeds 0,1,2          # one run per seed, mean ± std table
 python run.py --leaderboard                         # regenerate leaderboards/ from the runs
 python run.py --bench similarity                    # tiled vs naive scoring: speed, peak memory
 """
@@ -35,6 +36,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--compare",
         metavar="M1,M2,...",
         help="run each method under the same config and print a side-by-side table",
+    )
+    parser.add_argument(
+        "--seeds",
+        metavar="S1,S2,...",
+        help="train one run per seed (alone or with --compare) and add mean ± std rows",
     )
     parser.add_argument("--config", type=Path, help="a yaml file of settings")
     parser.add_argument(
@@ -263,10 +269,12 @@ def run_one(
 
 
 def compare_methods(args: argparse.Namespace) -> int:
-    """``--compare``: one run per method in ``<dir>/<method>/``, then the side-by-side table.
+    """``--compare`` and/or ``--seeds``: one run per method (and seed) in ``<dir>/<method>/``
+    (``<dir>/<method>/seed_<n>/``; one method without --compare: ``<dir>/seed_<n>/``), then
+    the side-by-side table.
 
-    With ``--resume`` a method whose run finished is read back, and an interrupted one resumes
-    from its last checkpoint, so an interrupted comparison continues where it stopped.
+    With ``--resume`` a run that finished is read back, and an interrupted one resumes from its
+    last checkpoint, so an interrupted comparison continues where it stopped.
     """
     from accelerate import PartialState
 
@@ -275,32 +283,44 @@ def compare_methods(args: argparse.Namespace) -> int:
         check_one_frame_protocol,
         finished_record,
         parse_methods,
+        parse_seeds,
         print_compare,
+        run_label,
         write_compare,
     )
     from harness.engine import default_output_dir
     from harness.errors import UsageError
 
-    if args.method or args.eval_only:
-        raise UsageError("--compare runs and trains each listed method: drop --method/--eval-only")
-    methods = parse_methods(args.compare)
+    if args.eval_only:
+        raise UsageError("--compare and --seeds train their runs: drop --eval-only")
+    if args.compare and args.method:
+        raise UsageError("--compare runs and trains each listed method: drop --method")
+    methods = parse_methods(args.compare) if args.compare else [args.method]
+    seeds = parse_seeds(args.seeds) if args.seeds else [None]
+    overrides = list(args.overrides)
     configs = {}
     for method in methods:
-        args.method = method
-        configs[method] = resolve_config(args)
-    check_one_frame_protocol(configs)
-    first = configs[methods[0]]
+        for seed in seeds:
+            args.method = method
+            args.overrides = overrides + ([] if seed is None else [f"seed={seed}"])
+            config = resolve_config(args)
+            name = config["method"]["name"]
+            configs[(name, seed)] = config
+    check_one_frame_protocol({name: config for (name, _), config in configs.items()})
+    first = next(iter(configs.values()))
+    kind = "compare" if args.compare else f"seeds-{first['method']['name']}"
     folder = args.output_dir or default_output_dir(
-        Path(first["output_root"]), f"compare-{first['task']}-{first['dataset']}"
+        Path(first["output_root"]), f"{kind}-{first['task']}-{first['dataset']}"
     )
     records = {}
-    for method, config in configs.items():
-        out = folder / method
+    for (method, seed), config in configs.items():
+        parts = ([method] if args.compare else []) + ([f"seed_{seed}"] if seed is not None else [])
+        out = folder.joinpath(*parts)
         done = finished_record(out) if args.resume else None
         checkpoint = resume_checkpoint(out) if args.resume and not done else None
         if checkpoint is not None:
             check_against_checkpoint(config, checkpoint, eval_only=False)
-        records[method] = done or run_one(config, args, out, checkpoint)
+        records[run_label(method, seed)] = done or run_one(config, args, out, checkpoint)
     if PartialState().is_main_process:
         write_compare(folder, records)
         print_compare(records)
@@ -356,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.prepare:
             return prepare_dataset(config, args)
-        if args.compare:
+        if args.compare or args.seeds:
             return compare_methods(args)
         out = args.output_dir or default_run_folder(config, checkpoint, args.eval_only)
         run_one(config, args, out, checkpoint)
@@ -398,7 +418,7 @@ def checkpoint_of(args: argparse.Namespace) -> Path | None:
         if args.checkpoint is None or args.checkpoint.is_file():
             return args.checkpoint
         return latest_checkpoint(args.checkpoint)
-    if args.resume and not args.compare:
+    if args.resume and not (args.compare or args.seeds):
         return resume_checkpoint(args.output_dir)
     return None
 

@@ -205,11 +205,13 @@ def save_checkpoint(
     state: TrainerState,
     write_files: Callable[[Path], None],
     keep: int,
+    also_keep: str | None = None,
 ) -> None:
     """Save the prepared objects, the RNG states and ``state`` as ``checkpoints/step_N`` of
     ``run_folder``; ``write_files(folder)`` adds the config and the task's files (main process).
     The folder is complete only once renamed; then all but the newest ``keep`` complete
-    checkpoints are deleted. Every process calls it."""
+    checkpoints are deleted, except the one named ``also_keep`` (the selected epoch's, when
+    ``eval.select_on`` selects). Every process calls it."""
     root = Path(run_folder) / CHECKPOINTS
     final = root / f"{_PREFIX}{state.global_step}"
     partial = root / f".{final.name}.partial"
@@ -227,7 +229,8 @@ def save_checkpoint(
         state.write(partial)
         partial.rename(final)
         for old in completed_checkpoints(run_folder)[:-keep]:
-            _delete(old)
+            if old.name != also_keep:
+                _delete(old)
     accelerator.wait_for_everyone()
 
 

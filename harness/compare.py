@@ -1,18 +1,22 @@
-"""Side-by-side records of several methods run under one config (``run.py --compare``).
+"""Side-by-side records of several methods, or seeds, run under one config (``run.py
+--compare``, ``--seeds``).
 
-Each method's run keeps its own folder ``<compare_dir>/<method>/`` (results.json, samples.jsonl,
-checkpoints). This module turns the finished records into one table: a row per method, a column
-per metric, written as ``compare.json`` and ``compare.md`` next to the runs and shown on the
-console.
+Each run keeps its own folder (results.json, samples.jsonl, checkpoints):
+``<compare_dir>/<method>/``, with ``--seeds`` ``<compare_dir>/<method>/seed_<n>/`` (a single
+method: ``<dir>/seed_<n>/``). This module turns the finished records into one table: a row per
+run, with ``--seeds`` a ``mean ± std`` row per method after its seeds' rows (the sample standard
+deviation, ``ddof=1``), a column per metric, written as ``compare.json`` and ``compare.md`` next
+to the runs and shown on the console.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 
@@ -52,6 +56,28 @@ def check_one_frame_protocol(configs: Mapping[str, Mapping[str, Any]]) -> None:
         )
 
 
+def parse_seeds(text: str) -> list[int]:
+    """``"0,1,2"`` -> ``[0, 1, 2]``; a repeated, negative or non-integer seed is an error."""
+    try:
+        seeds = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise UsageError(f"--seeds {text!r}: give integer seeds separated by commas") from None
+    if any(seed < 0 for seed in seeds) or len(set(seeds)) != len(seeds):
+        raise UsageError(f"--seeds {text!r}: give distinct non-negative seeds")
+    return seeds
+
+
+def run_label(method: str, seed: int | None) -> str:
+    """The key of one run in the comparison: ``method`` or ``method/seed_<n>``."""
+    return method if seed is None else f"{method}/seed_{seed}"
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (``ddof=1``) of two or more values."""
+    array = np.asarray(values, dtype=np.float64)
+    return float(array.mean()), float(array.std(ddof=1))
+
+
 def flat_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
     """``{"t2v": {"R@1": 20.1}}`` -> ``{"t2v R@1": 20.1}`` (numbers only)."""
     flat: dict[str, float] = {}
@@ -65,17 +91,48 @@ def flat_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, floa
 
 
 def compare_rows(records: Mapping[str, Mapping[str, Any]]) -> tuple[list[str], list[list]]:
-    """The columns and one row per method (method, metrics..., train minutes) of finished runs."""
-    flats = {method: flat_metrics(record["metrics"]) for method, record in records.items()}
+    """The columns and one row per run (label, metrics..., train minutes) of finished runs,
+    keyed by :func:`run_label`; after the seeds of a method, its ``<method> (mean ± std, n
+    seeds)`` row, whose cells are ``[mean, std]`` pairs."""
+    flats = {label: flat_metrics(record["metrics"]) for label, record in records.items()}
     columns: list[str] = []
     for flat in flats.values():
         columns += [name for name in flat if name not in columns]
-    rows = []
-    for method, record in records.items():
+    rows, seeds_of = [], {}
+    for label, record in records.items():
         train_s = record.get("timings", {}).get("train_s")
         minutes = None if train_s is None else round(train_s / 60.0, 1)
-        rows.append([method, *(flats[method].get(c) for c in columns), minutes])
-    return ["method", *columns, "train min"], rows
+        rows.append([label, *(flats[label].get(c) for c in columns), minutes])
+        if "/seed_" in label:
+            seeds_of.setdefault(label.split("/seed_")[0], []).append(len(rows) - 1)
+    out = []
+    for method, indices in _with_aggregates(rows, seeds_of):
+        out += [rows[i] for i in indices]
+        if method is not None and len(indices) > 1:
+            cells = [
+                list(mean_std([rows[i][c] for i in indices]))
+                if all(is_number(rows[i][c]) for i in indices)
+                else None
+                for c in range(1, len(columns) + 2)
+            ]
+            out.append([f"{method} (mean ± std, {len(indices)} seeds)", *cells])
+    return ["method", *columns, "train min"], out
+
+
+def _with_aggregates(
+    rows: list[list], seeds_of: Mapping[str, list[int]]
+) -> list[tuple[str | None, list[int]]]:
+    """The row indices in order, grouped: each method's seed rows together (with its name),
+    every other row alone (None)."""
+    grouped, seen = [], set()
+    for i, row in enumerate(rows):
+        method = row[0].split("/seed_")[0] if "/seed_" in row[0] else None
+        if method is None:
+            grouped.append((None, [i]))
+        elif method not in seen:
+            seen.add(method)
+            grouped.append((method, seeds_of[method]))
+    return grouped
 
 
 def write_compare(folder: Path, records: Mapping[str, Mapping[str, Any]]) -> None:
@@ -86,13 +143,14 @@ def write_compare(folder: Path, records: Mapping[str, Mapping[str, Any]]) -> Non
         "task": first["task"],
         "dataset": first["dataset"],
         "protocol": first.get("protocol"),
-        "runs": {method: method for method in records},
+        "runs": {label: label for label in records},
         "columns": columns,
         "rows": rows,
     }
     results.write_json(folder / "compare.json", payload)
     lines = [
-        f"# {first['task']} on {first['dataset']}: one config, one seed, one schedule",
+        f"# {first['task']} on {first['dataset']}: one config, {_seeds_text(records)}, one "
+        "schedule",
         "",
         "| " + " | ".join(columns) + " |",
         "|" + "---|" * len(columns),
@@ -104,7 +162,8 @@ def write_compare(folder: Path, records: Mapping[str, Mapping[str, Any]]) -> Non
     ]
     lines += [
         "",
-        "Bold: the best value of a metric column (highest, or lowest for ranks).",
+        "Bold: the best value of a metric column among single runs (highest, or lowest for "
+        "ranks). mean ± std: over the seeds of a method (sample standard deviation).",
         "",
         f"protocol: `{json.dumps(first.get('protocol'), sort_keys=True)}`",
         "",
@@ -122,6 +181,11 @@ def print_compare(records: Mapping[str, Mapping[str, Any]], console: Console | N
     for row in rows:
         table.add_row(*(_cell(value) for value in row))
     (console or Console()).print(table)
+
+
+def _seeds_text(records: Mapping[str, Mapping[str, Any]]) -> str:
+    seeds = sorted({record.get("seed") for record in records.values()} - {None})
+    return "one seed" if len(seeds) <= 1 else "seeds " + ", ".join(map(str, seeds))
 
 
 def best_cells(task: str, columns: list[str], rows: list[list]) -> set[tuple[int, int]]:
@@ -148,5 +212,7 @@ def finished_record(folder: Path) -> dict | None:
 def _cell(value: Any, bold: bool = False) -> str:
     if value is None:
         return ""
+    if isinstance(value, list):  # [mean, std]
+        return f"{value[0]:.2f} ± {value[1]:.2f}"
     text = f"{value:.2f}" if isinstance(value, float) else str(value)
     return f"**{text}**" if bold else text

@@ -28,6 +28,7 @@ ENCODER_SIZES = ("tiny", "base")
 OPTIMIZERS = ("adamw", "bertadam")
 GATHER_MODES = ("local", "sum")
 TIE_RULES = ("honest", "reference")
+SELECT_ON = ("last", "val", "test")  # harness.selection.SELECT_ON
 AGGREGATORS = ("meanP", "seqLSTM", "seqTransf")  # temporal modules over frame features
 # data.sampling also takes "reference", which the config resolves to the method's own rule
 # (data.reference_sampling); the rules themselves are the entries of harness.registry.FRAME_RULES.
@@ -140,6 +141,24 @@ class Choice(ValueRule):
 
 
 @dataclass(frozen=True)
+class SubsetOf(ValueRule):
+    """A list of distinct ``options``, in any order (empty allowed)."""
+
+    key: str
+    options: tuple[str, ...]
+
+    def accepts(self, value: Any) -> bool:
+        return (
+            isinstance(value, list)
+            and all(isinstance(v, str) and v in self.options for v in value)
+            and len(set(value)) == len(value)
+        )
+
+    def allowed(self) -> str:
+        return f"a list of distinct names out of {', '.join(self.options)}"
+
+
+@dataclass(frozen=True)
 class KeyOf(Rule):
     """One of the keys of the mapping at config key ``table`` (e.g. a split name of a dataset
     whose yaml maps split names to files)."""
@@ -149,6 +168,11 @@ class KeyOf(Rule):
 
     def check(self, config: Config) -> None:
         Choice(self.key, tuple(get_key(config, self.table))).check(config)
+
+
+def subset_of(key: str, *options: str) -> SubsetOf:
+    """A list of distinct words out of ``options``."""
+    return SubsetOf(key, options)
 
 
 def positive_int(key: str, optional: bool = False) -> IntRange:
@@ -270,6 +294,7 @@ HARNESS: tuple[Rule, ...] = (
     positive_int("eval.batch_size"),
     positive_int("eval.block_size"),
     one_of("eval.ties", *TIE_RULES),
+    one_of("eval.select_on", *SELECT_ON),
 )
 
 

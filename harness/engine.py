@@ -7,7 +7,7 @@ import itertools
 import math
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ from harness.config import Config, load_yaml, to_yaml
 from harness.optim import build_optimizer
 from harness.phases import announce
 from harness.reference_checkpoint import is_reference_file, load_reference_checkpoint
+from harness.selection import Selector, last_epoch_record, selector_for
 from harness.task import Task
 
 # With stdout not a terminal, a progress line at least this often (and at the first and last step)
@@ -100,11 +101,14 @@ def run(config: Config, task: Task, request: RunRequest, accelerator: Accelerato
     model = task.build_model()
     out = request.output_dir
     timings: dict[str, float] = {}
+    selection = None
     if request.eval_only:
         trained = _evaluated_weights(config, model, request.checkpoint, saved)
         model = accelerator.prepare(model)
     else:
-        model, trained = _train(config, task, model, request, saved, accelerator, timings)
+        model, trained, selection = _train(
+            config, task, model, request, saved, accelerator, timings
+        )
     _phase(accelerator, f"evaluate: split {config['eval']['split']}")
     t0 = time.perf_counter()
     unwrapped = accelerator.unwrap_model(model)
@@ -124,6 +128,7 @@ def run(config: Config, task: Task, request: RunRequest, accelerator: Accelerato
         "seed": config["seed"],
         "config": config,
         "training": trained,
+        **({"selection": selection} if selection is not None else {}),
         "num_processes": accelerator.num_processes,
         "mixed_precision": request.mixed_precision,
         "git_commit": results.git_commit(),
@@ -154,8 +159,13 @@ def _evaluated_weights(
     if is_reference_file(checkpoint):
         load_reference_checkpoint(model, checkpoint, config)
         return {"reference_checkpoint": str(checkpoint)}
-    model.load_state_dict(load_file(checkpoint / MODEL_FILE))
+    _load_weights(model, checkpoint)
     return {"checkpoint": str(checkpoint), "steps": saved.global_step}
+
+
+def _load_weights(model: torch.nn.Module, checkpoint: Path) -> None:
+    """The weights of checkpoint folder ``checkpoint`` (files checked before) into ``model``."""
+    model.load_state_dict(load_file(checkpoint / MODEL_FILE))
 
 
 @dataclass
@@ -170,6 +180,7 @@ class _Training:
     scheduler: Any
     loader: DataLoader
     out: Path
+    selector: Selector | None = None
 
 
 def _train(
@@ -180,11 +191,13 @@ def _train(
     saved: TrainerState | None,
     accelerator: Accelerator,
     timings: dict[str, float],
-) -> tuple[torch.nn.Module, dict[str, Any]]:
+) -> tuple[torch.nn.Module, dict[str, Any], dict[str, Any]]:
     """Train from step 0, or from checkpoint ``request.checkpoint`` (whose state is ``saved``)
-    exactly as the run it resumes would have continued; returns the model and the record's
-    ``training`` field."""
+    exactly as the run it resumes would have continued; returns the model (with the selected
+    epoch's weights, :mod:`harness.selection`) and the record's ``training`` and ``selection``
+    fields."""
     training, steps_per_epoch = _prepare(config, task, model, accelerator, request.output_dir)
+    training.selector = selector_for(config, task)
     total_steps = steps_per_epoch * config["train"]["epochs"]
     start = TrainerState(0, 0, 0, total_steps, accelerator.num_processes, request.mixed_precision)
     trained: dict[str, Any] = {"resumed": saved is not None}
@@ -194,18 +207,27 @@ def _train(
         trained["resumed_from"] = {"checkpoint": str(request.checkpoint), "step": saved.global_step}
         trained["applied_on_resume"] = {key: list(pair) for key, pair in changes.items()}
         start = _resume(training, request, saved, total_steps)
+        if training.selector is not None:
+            training.selector.load(request.checkpoint)
     _phase(accelerator, _train_phase(request, start, steps_per_epoch, config))
     t0 = time.perf_counter()
     with _progress(accelerator, total_steps, steps_per_epoch, start.global_step) as progress:
         end = _epochs(training, start, progress)
     timings["train_s"] = round(time.perf_counter() - t0, 2)
-    return training.model, {
+    trained = {
         "epochs": config["train"]["epochs"],
         "steps": end.global_step,
         "steps_per_epoch": steps_per_epoch,
         "final_loss": end.loss,
         **trained,
     }
+    selector = training.selector
+    if selector is None:
+        return training.model, trained, last_epoch_record(trained["epochs"], end.global_step)
+    best = Path(CHECKPOINTS) / selector.best_checkpoint()  # within the run folder
+    _load_weights(accelerator.unwrap_model(training.model), training.out / best)
+    _phase(accelerator, f"select: epoch {selector.state.epoch} ({best}) for the evaluation")
+    return training.model, trained, {**asdict(selector.state), "checkpoint": best.as_posix()}
 
 
 def _prepare(
@@ -265,6 +287,10 @@ def _epochs(
             )
             progress.update(state.global_step, epoch, state.loss, _lr(training.optimizer))
             kill_point_for_tests("after_step", state.global_step)
+            if end_of_epoch and training.selector is not None:
+                unwrapped = training.accelerator.unwrap_model(training.model)
+                autocast = training.accelerator.autocast
+                training.selector.score(unwrapped, epoch + 1, state.global_step, autocast)
             if end_of_epoch or state.global_step % every == 0:
                 _checkpoint(training, state)
     return state
@@ -365,12 +391,17 @@ def _checkpoint(training: _Training, state: TrainerState) -> None:
     config.yaml (for people; resume and evaluation read the checkpoint's own)."""
     config = training.config
 
+    selector = training.selector
+
     def write_files(folder: Path) -> None:
         results.atomic_write_text(folder / CONFIG_FILE, to_yaml(config))
         training.task.save_with_checkpoint(folder)
+        if selector is not None:
+            selector.save(folder)
 
     keep = config["train"]["keep_checkpoints"]
-    save_checkpoint(training.accelerator, training.out, state, write_files, keep)
+    best = selector.best_checkpoint() if selector is not None else None
+    save_checkpoint(training.accelerator, training.out, state, write_files, keep, best)
     if training.accelerator.is_main_process:
         results.atomic_write_text(training.out / CONFIG_FILE, to_yaml(config))
 

@@ -72,10 +72,16 @@ class Column:
 @dataclass(frozen=True)
 class PerQuery:
     """``values`` (n,): each query's contribution to a column's score (the score is their
-    mean); ``keys``: each query's identity, equal across runs evaluated on the same queries."""
+    ``statistic``: ``"mean"``, ``"median"`` or ``"median_lower"``, see
+    :mod:`harness.leaderboard.bootstrap`); ``keys``: each query's identity, equal across runs
+    evaluated on the same queries; ``clusters`` (n,): the id of each query's cluster of
+    dependent queries (e.g. the video of a sentence on a multi-sentence dataset), which the
+    bootstrap resamples whole, or None when the queries are independent draws."""
 
     keys: tuple
     values: np.ndarray
+    clusters: np.ndarray | None = None
+    statistic: str = "mean"
 
 
 @dataclass(frozen=True)
@@ -128,7 +134,8 @@ class ResultSpec:
     :attr:`QueryData.ranks` can be drawn as R@K curves; ``reference_note``: a sentence for the
     leaderboard index naming the run p-values are computed against (empty when no column has a
     p-value); ``mean_rank_note``: the footnote of a value its source labels "Mean Rank" (shown
-    after the mark, for the ``mean_rank`` columns).
+    after the mark, for the ``mean_rank`` columns); ``postprocessings``: the label of each
+    post-processed metric set, shown in its row group's header.
     """
 
     title: str
@@ -140,6 +147,8 @@ class ResultSpec:
     rank_plot: bool = False
     reference_note: str = ""
     mean_rank_note: str = ""
+    # post-processing name (a metrics_postprocessed key) -> its label in the row group header
+    postprocessings: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         keys = [column.key for column in self.columns]

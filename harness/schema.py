@@ -16,7 +16,8 @@ from typing import Any, NotRequired, TypedDict, Union, get_args, get_origin, get
 METRICS_POSTPROCESSED = "metrics_postprocessed"  # post-processing name -> metrics like ``metrics``
 BASELINES = "baselines"  # trivial predictor name -> its metrics (and what it predicts)
 SKIPPED_VIDEOS = "skipped_videos"  # the unreadable videos left out of the evaluation
-OPTIONAL_FIELDS = (METRICS_POSTPROCESSED, BASELINES, SKIPPED_VIDEOS)
+INTEGRITY = "integrity"  # checks measured at evaluation time (query independence, ...)
+OPTIONAL_FIELDS = (METRICS_POSTPROCESSED, BASELINES, SKIPPED_VIDEOS, INTEGRITY)
 
 # ``training`` of an evaluation of the model as built from its pretrained encoder, no training
 ZERO_SHOT = "zero-shot"
@@ -44,6 +45,7 @@ class ResultsRecord(TypedDict):
     # epochs and steps, or the checkpoint (folder or reference file) an eval-only run loaded,
     # or ZERO_SHOT
     training: dict[str, Any] | str
+    selection: NotRequired[dict[str, Any]]  # training runs: the evaluated epoch and how chosen
     num_processes: int
     mixed_precision: str
     git_commit: str | None
@@ -51,6 +53,7 @@ class ResultsRecord(TypedDict):
     timings: dict[str, float]
     notes: list[str]
     skipped_videos: NotRequired[list[Any]]
+    integrity: NotRequired[dict[str, Any]]
 
 
 FIELDS: dict[str, Any] = get_type_hints(ResultsRecord)

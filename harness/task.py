@@ -27,6 +27,7 @@ class EvalOutput:
     ``num_samples`` counts the evaluated items by kind; ``metrics_postprocessed`` maps a
     post-processing name to metrics shaped like ``metrics``; ``baselines`` maps a trivial
     predictor's name to its metrics; ``skipped_videos`` lists the unreadable videos left out;
+    ``integrity`` holds the checks measured during the evaluation (check name -> its findings);
     ``notes`` are lines printed under the console table and stored in results.json.
     """
 
@@ -36,6 +37,7 @@ class EvalOutput:
     metrics_postprocessed: dict[str, Any] = field(default_factory=dict)
     baselines: dict[str, Any] = field(default_factory=dict)
     skipped_videos: list[Any] = field(default_factory=list)
+    integrity: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     def optional_fields(self) -> dict[str, Any]:
@@ -52,6 +54,8 @@ class Task:
     """Base class; subclasses implement every method that raises NotImplementedError."""
 
     name = "task"
+    # where the main metric sits in ``EvalOutput.metrics``: model selection maximises it
+    main_metric: tuple[str, ...] = ()
     # Config keys (dotted; a section name covers all its keys) that decide the shape or the
     # meaning of the trained parameters: an evaluation or a resume may not change them.
     model_keys: tuple[str, ...] = (
@@ -105,6 +109,11 @@ class Task:
     def evaluate(self, model: nn.Module) -> EvalOutput:
         """Evaluate the unwrapped ``model`` on the test split, identically on every process."""
         raise NotImplementedError
+
+    def evaluated_videos(self) -> list[str]:
+        """The ids of the videos :meth:`evaluate` scores (after :meth:`setup`), for the overlap
+        checks of model selection; empty when the task does not say."""
+        return []
 
     def describe(self) -> dict[str, Any]:
         """Protocol facts recorded in results.json (split, frames, resolution, ...)."""

@@ -50,6 +50,7 @@ class CaptioningTask(VideoTask):
     :class:`CaptioningDataset` and evaluates its captions of the ``eval.split`` videos."""
 
     name = "captioning"
+    main_metric = ("CIDEr",)
     model_keys = (*VideoTask.model_keys, "captioning.decoder_layers", "captioning.max_len")
     no_zero_shot = (
         "captions come from a trained caption decoder, so captioning has no zero-shot "
@@ -113,6 +114,9 @@ class CaptioningTask(VideoTask):
             cap["beam_size"],
             float(cap["length_penalty"]),
         )
+
+    def evaluated_videos(self) -> list[str]:
+        return list(self.test_pairs.video_ids)
 
     def describe(self) -> dict[str, Any]:
         cap = self.config["captioning"]

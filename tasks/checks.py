@@ -10,12 +10,18 @@ from harness.config_checks import (
     one_of,
     positive,
     positive_int,
+    subset_of,
 )
 
 DECODERS = ("greedy", "beam")
+# harness.metrics.postprocess.POSTPROCESSINGS (that module imports torch)
+POSTPROCESSINGS = ("inverted_softmax", "dsl", "qb_norm")
 
 RETRIEVAL: tuple[Rule, ...] = (
     positive("eval.inverted_softmax_temp"),  # the scores are divided by it
+    subset_of("eval.postprocess", *POSTPROCESSINGS),
+    positive_int("eval.qb_norm_bank"),
+    positive("eval.qb_norm_beta"),
 )
 
 QA: tuple[Rule, ...] = (

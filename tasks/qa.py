@@ -97,6 +97,7 @@ class QATask(VideoTask):
     evaluates it."""
 
     name = "qa"
+    main_metric = ("accuracy",)
     model_keys = (*VideoTask.model_keys, "qa.proj_dim", "qa.classifier_dim")
     no_zero_shot = (
         "QA answers come from a trained answer classifier, so QA has no zero-shot evaluation: "
@@ -160,6 +161,9 @@ class QATask(VideoTask):
         return train_dataloader(
             self.config, QATrainDataset(pairs, labels), sampler, per_process_batch
         )
+
+    def evaluated_videos(self) -> list[str]:
+        return list(self.test_split.pairs.video_ids)
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -299,18 +299,19 @@ FREE_BASE_KEYS = {
 
 
 def test_every_harness_key_has_a_rule_or_is_free():
-    """Each base.yaml key is under a harness rule, free, or (eval.split: the splits are the
-    dataset's) under a rule of every dataset."""
+    """Each base.yaml key is under a harness rule, free, or (eval.split, eval.val_split: the
+    splits are the dataset's) under a rule of every dataset."""
     from harness.config_checks import HARNESS
     from harness.registry import DATASETS
     from tasks import BASE_CONFIG
 
     ruled = {rule.key for rule in HARNESS}
     keys = {key for key, value in _leaves(load_yaml(BASE_CONFIG)) if not isinstance(value, bool)}
-    assert keys - ruled - FREE_BASE_KEYS == {"eval.split"}
+    assert keys - ruled - FREE_BASE_KEYS == {"eval.split", "eval.val_split"}
     assert FREE_BASE_KEYS & ruled == set()
     for name in DATASETS.names():
-        assert "eval.split" in {rule.key for rule in DATASETS.entry(name).rules()}, name
+        keys = {rule.key for rule in DATASETS.entry(name).rules()}
+        assert {"eval.split", "eval.val_split"} <= keys, name
 
 
 def test_choice_words_match_the_modules_that_act_on_them():

@@ -47,18 +47,28 @@ def test_training_run_writes_results_samples_and_checkpoint(trained_run):
     t2v = record["metrics"]["t2v"]
     assert set(t2v) >= {"R@1", "R@5", "R@10", "R@50", "MdR", "MnR"}
     assert 0 <= t2v["R@1"] <= t2v["R@5"] <= t2v["R@10"] <= 100
-    assert "inverted_softmax" in record["metrics_postprocessed"]
+    # the labelled post-processed sets, with their settings; QB-Norm is text-to-video only
+    assert set(record["metrics_postprocessed"]) == {"inverted_softmax", "dsl", "qb_norm"}
+    assert set(record["metrics_postprocessed"]["qb_norm"]) == {"t2v"}
+    settings = record["protocol"]["postprocess"]
+    # 48 training videos x 5 captions: fewer than the 1000 asked for, so all of them
+    assert settings["qb_norm"]["bank_size"] == 240 and settings["qb_norm"]["temperature"] == 0.05
+    assert settings["inverted_softmax"] == {"temperature": 0.01}
+    assert settings["dsl"] == {"temperature": 1.0, "scores": "logits"}
+    assert set(record["integrity"]) == {
+        "query_independence", "gallery_order", "eval_batch", "split_hygiene"
+    }  # fmt: skip
     assert record["training"]["steps"] == record["training"]["steps_per_epoch"] >= 1
     samples = [json.loads(line) for line in (trained_run / "samples.jsonl").open()]
     t2v_rows = [s for s in samples if s["direction"] == "t2v"]
     assert len(t2v_rows) == 40 and len(samples) == 80
     recomputed = 100 * sum(s["rank"] <= 1 for s in t2v_rows) / len(t2v_rows)
     assert recomputed == pytest.approx(t2v["R@1"])
-    # EMCL-Net++ per-query ranks give back the post-processed metrics in both directions
-    for direction in ("t2v", "v2t"):
-        ranks = [s["rank_inverted_softmax"] for s in samples if s["direction"] == direction]
-        expected = record["metrics_postprocessed"]["inverted_softmax"][direction]
-        assert summarize_ranks(np.array(ranks)) == pytest.approx(expected)
+    # per-query ranks give back each post-processed set's metrics
+    for name, metrics in record["metrics_postprocessed"].items():
+        for direction, expected in metrics.items():
+            ranks = [s[f"rank_{name}"] for s in samples if s["direction"] == direction]
+            assert summarize_ranks(np.array(ranks)) == pytest.approx(expected)
     steps = record["training"]["steps"]
     assert (trained_run / "checkpoints" / f"step_{steps}" / "model.safetensors").is_file()
     assert (trained_run / "config.yaml").is_file()
@@ -76,6 +86,9 @@ def test_eval_only_identical_for_one_and_two_processes(trained_run, tmp_path):
         outputs[processes] = read_results(out)
     assert outputs[2]["num_processes"] == 2
     assert outputs[1]["metrics"] == outputs[2]["metrics"]
+    # the post-processed sets and the integrity checks too
+    for field in ("metrics_postprocessed", "integrity"):
+        assert outputs[1][field] == outputs[2][field]
     assert outputs[1]["num_samples"] == outputs[2]["num_samples"]
     assert outputs[1]["metrics"] == read_results(trained_run)["metrics"]
 

@@ -54,6 +54,7 @@ def test_an_evaluation_cannot_overwrite_the_records_own_fields():
         metrics_postprocessed={"p": METRICS},
         baselines={"b": METRICS},
         skipped_videos=[{"path": "videos/bad.mp4", "error": "no frames"}],
+        integrity={"split_hygiene": {"clean": True}},
     )
     assert set(full.optional_fields()) == set(OPTIONAL_FIELDS)
     assert set(OPTIONAL_FIELDS).isdisjoint(REQUIRED_FIELDS)

@@ -3,8 +3,11 @@
 A protocol is the evaluated split (with the dataset options that change which videos and
 captions it holds, e.g. MSR-VTT's ``test_split=1k-A, train_split=9k``), the training regime when
 it is not fine-tuning (``zero-shot``), the backbone, frames and words per item, the input
-resolution and the caption language. A field nobody stated stays ``None``, and ``None`` differs
-from every value: rows are compared only when their protocols are identical.
+resolution and the caption language, how the evaluated checkpoint was selected (``selection``:
+the split its epoch was chosen on, ``None`` for the last epoch) and the post-processing of the
+scores (``postprocessing``: a ``metrics_postprocessed`` name, ``None`` for the raw scores). A
+field nobody stated stays ``None``, and ``None`` differs from every value: rows are compared
+only when their protocols are identical.
 """
 
 from __future__ import annotations
@@ -43,10 +46,13 @@ class Protocol:
     words: int | None = None
     resolution: int | None = None
     language: str | None = None
+    selection: str | None = None
+    postprocessing: str | None = None
 
-    def label(self) -> str:
+    def label(self, postprocessings: Mapping[str, str] | None = None) -> str:
         """One line naming every stated field, e.g. ``split test (test_split=1k-A,
-        train_split=9k) · ViT-B/32 · 12 frames · 32 words · 224 px``."""
+        train_split=9k) · ViT-B/32 · 12 frames · 32 words · 224 px``; ``postprocessings`` maps
+        a post-processing name to its label (the task's result spec)."""
         split = f"split {self.split}"
         if self.dataset_options:
             split += " (" + ", ".join(f"{k}={v}" for k, v in self.dataset_options) + ")"
@@ -58,6 +64,10 @@ class Protocol:
             self.words is not None and f"{self.words} words",
             self.resolution is not None and f"{self.resolution} px",
             self.language and f"captions in {self.language}",
+            self.selection and f"selected on {self.selection}",
+            self.postprocessing
+            and "post-processing: "
+            + (postprocessings or {}).get(self.postprocessing, self.postprocessing),
         ]
         return " · ".join(part for part in parts if part)
 
@@ -93,7 +103,21 @@ def protocol_of_run(record: Mapping[str, Any]) -> Protocol:
         frames=described.get("max_frames"),
         words=described.get("max_words"),
         resolution=described.get("image_size"),
+        selection=selection_of(record),
     )
+
+
+def selection_of(record: Mapping[str, Any]) -> str | None:
+    """What a run's evaluated epoch was selected on: ``"test"`` when on the evaluated split or
+    on a val split that shares videos with it (``selection.test_overlap``, e.g. MSR-VTT 1k-A's
+    val), else the val split's name; None when it evaluated its last epoch."""
+    selection = record.get("selection")
+    if not isinstance(selection, Mapping) or selection.get("select_on") in (None, "last"):
+        return None
+    overlap = selection.get("test_overlap")
+    if selection.get("select_on") == "test" or (isinstance(overlap, int) and overlap > 0):
+        return "test"
+    return _text(selection.get("split"))
 
 
 def protocol_from_yaml(data: Any, where: str) -> Protocol:
@@ -123,6 +147,8 @@ def protocol_from_yaml(data: Any, where: str) -> Protocol:
         words=data.get("words"),
         resolution=data.get("resolution"),
         language=_text(data.get("language")),
+        selection=_text(data.get("selection")),
+        postprocessing=_text(data.get("postprocessing")),
     )
 
 

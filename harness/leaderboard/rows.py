@@ -1,11 +1,12 @@
 """Leaderboard rows: one per reported entry, and per run one reproduced row, one per
-post-processing its system lists (EMCL-Net++ from the inverted softmax) and one per baseline the
-run recorded (majority answer, constant caption)."""
+post-processed metric set it recorded (in the group of that post-processing; named as its
+system lists it, e.g. EMCL-Net++ for the inverted softmax, else by the system's own name) and one
+per baseline the run recorded (majority answer, constant caption)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -15,11 +16,13 @@ from harness.leaderboard.queries import query_data
 from harness.leaderboard.records import RunRecord
 from harness.leaderboard.reported import Reported, ReportedEntry, SystemSpec
 from harness.result_spec import PerQuery, ResultSpec, is_number, metric_value
-from harness.schema import BASELINES, METRICS_POSTPROCESSED
+from harness.schema import BASELINES, INTEGRITY, METRICS_POSTPROCESSED
 
 REPORTED, REPRODUCED, BASELINE, DIFFERENCE = "reported", "reproduced", "baseline", "difference"
+SEEDS = "seeds"  # mean ± std of the reproduced rows of one system and variant over seeds
 VERIFY_MARK = "†"
 MEAN_RANK_MARK = "‡"
+QUERY_DEPENDENT_MARK = "§"
 
 
 @dataclass
@@ -42,10 +45,17 @@ class Row:
     tag: str | None = None  # source tag of a reported row
     ci: dict[str, tuple[float, float]] = field(default_factory=dict)
     p: dict[str, float] = field(default_factory=dict)
+    # measured at evaluation time: a query's scores change when other test queries are removed
+    query_dependent: bool = False
+    seed: int | None = None  # the run's seed (reproduced rows)
+    # seeds rows: the standard deviation over seeds per column, the seeds, their p-values
+    spread: dict[str, float] = field(default_factory=dict)
+    seeds: tuple[int, ...] = ()
+    seed_p: dict[str, tuple[float, ...]] = field(default_factory=dict)
 
     def sort_key(self) -> tuple:
         """Rows of one system and variant together: reported, reproduced, difference."""
-        order = (REPORTED, REPRODUCED, DIFFERENCE, BASELINE).index(self.kind)
+        order = (REPORTED, REPRODUCED, SEEDS, DIFFERENCE, BASELINE).index(self.kind)
         return (self.kind == BASELINE, self.system, self.variant, order, self.source)
 
 
@@ -75,11 +85,13 @@ def run_rows(run: RunRecord, reported: Reported) -> list[Row]:
     variant = variant_of(spec, record["config"])
     source = f"run {run.run_id}"
     rows = [_measured_row(run, spec.name, variant, protocol, record["metrics"], None, source)]
-    rows[0].reference = spec.reference  # post-processed and baseline rows never are
-    for name, system in sorted((spec.postprocessed or {}).items()):
-        metrics = (record.get(METRICS_POSTPROCESSED) or {}).get(name)
+    for name, metrics in sorted((record.get(METRICS_POSTPROCESSED) or {}).items()):
         if isinstance(metrics, Mapping):
-            rows.append(_measured_row(run, system, variant, protocol, metrics, name, source))
+            system = (spec.postprocessed or {}).get(name, spec.name)
+            group = replace(protocol, postprocessing=name)
+            rows.append(_measured_row(run, system, variant, group, metrics, name, source))
+    for row in rows:  # each post-processing has its own group, with its own reference
+        row.reference = spec.reference
     for name, values in sorted((record.get(BASELINES) or {}).items()):
         numbers = _column_values(run.spec, values) if isinstance(values, Mapping) else {}
         if numbers:
@@ -140,7 +152,41 @@ def _measured_row(
         source=source + (f" ({postprocessing.replace('_', ' ')})" if postprocessing else ""),
         per_query=data.columns if data else {},
         ranks=data.ranks if data else {},
+        query_dependent=query_dependent(run.record, postprocessing),
+        seed=run.record.get("seed") if is_number(run.record.get("seed")) else None,
     )
+
+
+def seeds_row(rows: list[Row]) -> Row:
+    """The mean ± std row of reproduced ``rows`` of one system, variant and protocol with
+    distinct seeds: per column present in every row, the mean and the sample standard deviation
+    (``ddof=1``); the per-seed p-values of each column every row has one for."""
+    first = rows[0]
+    keys = [key for key in first.values if all(key in row.values for row in rows)]
+    values = {key: np.array([row.values[key] for row in rows]) for key in keys}
+    p_keys = [key for key in first.p if all(key in row.p for row in rows)]
+    return Row(
+        kind=SEEDS,
+        system=first.system,
+        variant=first.variant,
+        protocol=first.protocol,
+        values={key: float(v.mean()) for key, v in values.items()},
+        source=", ".join(row.source for row in rows),
+        spread={key: float(v.std(ddof=1)) for key, v in values.items()},
+        seeds=tuple(row.seed for row in rows),
+        seed_p={key: tuple(row.p[key] for row in rows) for key in p_keys},
+        query_dependent=any(row.query_dependent for row in rows),
+    )
+
+
+def query_dependent(record: Mapping[str, Any], postprocessing: str | None) -> bool:
+    """Whether the record's integrity checks found the scores of a metric set (None: the raw
+    ones) to depend on the other test queries: its own check, or the raw scores' (a
+    post-processing of dependent scores depends too). False when it was not measured."""
+    checks = (record.get(INTEGRITY) or {}).get("query_independence") or {}
+    names = ["raw", *([postprocessing] if postprocessing else [])]
+    found = [checks.get(name) for name in names]
+    return any(isinstance(c, Mapping) and c.get("independent") is False for c in found)
 
 
 def _column_values(spec: ResultSpec, metrics: Mapping[str, Any]) -> dict[str, float]:

@@ -17,6 +17,7 @@ from harness.leaderboard.rows import (
     difference_row,
     reported_row,
     run_rows,
+    seeds_row,
 )
 from harness.leaderboard.specs import spec_of
 from harness.result_spec import Column, ResultSpec
@@ -104,9 +105,13 @@ def _group(spec: ResultSpec, protocol: Protocol, rows: list[Row]) -> Group:
     reference row (the first reproduced row, by run id, of the system marked ``reference``)
     and every interval and p-value."""
     rows = sorted(rows, key=Row.sort_key)
-    reference = next((r for r in rows if r.kind == REPRODUCED and r.reference), None)
+    references = [r for r in rows if r.kind == REPRODUCED and r.reference]
+    reference = references[0] if references else None
     for row in rows:
-        _add_statistics(spec, row, reference)
+        # with several seeds each row is paired with the reference run of its own seed
+        same_seed = [r for r in references if r.seed is not None and r.seed == row.seed]
+        _add_statistics(spec, row, same_seed[0] if same_seed else reference)
+    rows = sorted(rows + _seed_rows(rows), key=Row.sort_key)
     with_differences = []
     for row in rows:
         with_differences.append(row)
@@ -120,6 +125,19 @@ def _group(spec: ResultSpec, protocol: Protocol, rows: list[Row]) -> Group:
     return Group(protocol=protocol, rows=with_differences, reference=reference)
 
 
+def _seed_rows(rows: list[Row]) -> list[Row]:
+    """A mean ± std row per system and variant whose reproduced rows have several seeds."""
+    by_system: dict[tuple[str, str], list[Row]] = {}
+    for row in rows:
+        if row.kind == REPRODUCED and row.seed is not None:
+            by_system.setdefault((row.system, row.variant), []).append(row)
+    return [
+        seeds_row(runs)
+        for runs in by_system.values()
+        if len({row.seed for row in runs}) == len(runs) > 1
+    ]
+
+
 def _add_statistics(spec: ResultSpec, row: Row, reference: Row | None) -> None:
     """Intervals of the row's per-query columns; p-values against ``reference`` where both
     rows were scored on the same queries."""
@@ -127,11 +145,11 @@ def _add_statistics(spec: ResultSpec, row: Row, reference: Row | None) -> None:
         values = row.per_query.get(column.key)
         if values is None or not column.ci:
             continue
-        row.ci[column.key] = percentile_ci(values.values)
+        row.ci[column.key] = percentile_ci(values.values, values.clusters, values.statistic)
         other = reference.per_query.get(column.key) if reference is not None else None
         same_queries = other is not None and other.keys == values.keys
         if column.p_value and reference is not row and same_queries:
-            row.p[column.key] = paired_p_value(values.values, other.values)
+            row.p[column.key] = paired_p_value(values.values, other.values, values.clusters)
 
 
 def _shown_columns(spec: ResultSpec, rows: list[Row]) -> tuple[Column, ...]:

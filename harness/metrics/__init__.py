@@ -8,10 +8,10 @@ from harness.metrics.captioning import (
     caption_metrics,
     caption_scores,
 )
+from harness.metrics.postprocess import dual_softmax, inverted_softmax, qb_norm
 from harness.metrics.qa import qa_accuracy
 from harness.metrics.retrieval import (
     best_sentence_scores,
-    inverted_softmax,
     multi_sentence_metrics,
     retrieval_metrics,
     retrieval_ranks,
@@ -26,7 +26,9 @@ __all__ = [
     "caption_scores",
     "qa_accuracy",
     "best_sentence_scores",
+    "dual_softmax",
     "inverted_softmax",
+    "qb_norm",
     "multi_sentence_metrics",
     "retrieval_metrics",
     "retrieval_ranks",

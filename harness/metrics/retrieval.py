@@ -170,20 +170,3 @@ def multi_sentence_metrics(
         "t2v": summarize_ranks(t2v_ranks, median="lower"),
         "v2t": retrieval_metrics(best_sentence_scores(arr, vid), ties),
     }
-
-
-def inverted_softmax(
-    sim: np.ndarray | torch.Tensor, temp: float = 0.01
-) -> tuple[np.ndarray, np.ndarray]:
-    """EMCL-Net++ post-processing of a full (T texts, V videos) matrix (METHODS.md §4.4).
-
-    Returns ``(t2v_sim (T, V), v2t_sim (V, T))``: ``S * softmax(S / temp)`` taken down each video
-    column for t2v and along each text row for v2t (the latter transposed so rows are video
-    queries), both times T as in the reference. Use ``retrieval_metrics`` on each. Transductive:
-    it needs every query at once.
-    """
-    s = torch.from_numpy(_as_matrix(sim))
-    n = len(s)
-    t2v = s * torch.softmax(s / temp, dim=0) * n
-    v2t = s * torch.softmax(s / temp, dim=1) * n
-    return t2v.numpy(), v2t.t().contiguous().numpy()

@@ -1,5 +1,8 @@
 """The result spec of text-video retrieval: R@1/5/10/50, MdR and MnR per direction, intervals
-and p-values on R@1, R@K curves from the per-query ranks.
+on R@1, MdR and MnR, p-values on R@1, R@K curves from the per-query ranks.
+
+Intervals resample videos: on a multi-sentence set the text queries of one video form a
+cluster, drawn whole (its sentences are not independent draws); a video query is its own.
 
 Sample rows (written by :mod:`tasks.retrieval`): ``direction`` ("t2v" | "v2t"), ``query`` (int),
 ``rank`` (int >= 1), optionally ``rank_<postprocessing>`` (e.g. ``rank_inverted_softmax``),
@@ -42,7 +45,7 @@ def _columns() -> tuple[Column, ...]:
             header=f"{direction.upper()} {name}",
             path=(direction, name),
             required=name != "R@50",
-            ci=name == "R@1",
+            ci=name in ("R@1", "MdR", "MnR"),
             p_value=name == "R@1",
             mean_rank=name == "MnR",
             higher_is_better=name.startswith("R@"),
@@ -73,8 +76,10 @@ def _check(row: Mapping[str, Any], line: int, num_samples: Mapping[str, Any]) ->
 
 
 def _per_query(samples: Sequence[Mapping[str, Any]], postprocessing: str | None) -> QueryData:
-    """R@1 hits and ranks per direction, from ``rank`` or ``rank_<postprocessing>``; a direction
-    whose rows lack that field is left out."""
+    """R@1 hits, ranks (MnR) and ranks for the median (MdR) per direction, from ``rank`` or
+    ``rank_<postprocessing>``; a direction whose rows lack that field is left out. Text queries
+    are clustered by their video when a video has several (multi-sentence), whose text-to-video
+    MdR is then the lower middle rank (as in :func:`harness.metrics.multi_sentence_metrics`)."""
     field = "rank" if postprocessing is None else f"rank_{postprocessing}"
     columns, ranks = {}, {}
     for direction in DIRECTIONS:
@@ -83,7 +88,16 @@ def _per_query(samples: Sequence[Mapping[str, Any]], postprocessing: str | None)
             continue
         ranks[direction] = np.array([r[field] for r in rows], dtype=np.int64)
         keys = tuple((direction, r["query"], r.get("video_id"), r.get("caption")) for r in rows)
-        columns[f"{direction} R@1"] = PerQuery(keys, 100.0 * (ranks[direction] <= 1))
+        videos = [r.get("video_id") for r in rows]
+        multi = direction == "t2v" and None not in videos and len(set(videos)) < len(videos)
+        clusters = np.unique(videos, return_inverse=True)[1] if multi else None
+        median = "median_lower" if multi else "median"
+        for name, values, statistic in (
+            ("R@1", 100.0 * (ranks[direction] <= 1), "mean"),
+            ("MnR", ranks[direction].astype(np.float64), "mean"),
+            ("MdR", ranks[direction].astype(np.float64), median),
+        ):
+            columns[f"{direction} {name}"] = PerQuery(keys, values, clusters, statistic)
     return QueryData(columns, ranks)
 
 
@@ -101,6 +115,11 @@ SPEC = ResultSpec(
     per_query=_per_query,
     rank_plot=True,
     reference_note="The reference is the EMCL run of the group (for retrieval, EMCL-Net).",
+    postprocessings={
+        "inverted_softmax": "inverted softmax (EMCL-Net++), uses all test queries at once",
+        "dsl": "DSL, CAMoE's dual softmax, uses all test queries at once",
+        "qb_norm": "QB-Norm, dynamic inverted softmax over a query bank of training captions",
+    },
     mean_rank_note=(
         'the source labels this value "Mean Rank" (the seed benchmark table and the aggregators '
         "that copy it); its size (1–2 on MSR-VTT and ActivityNet, 8–12 on LSMDC, where reported "
