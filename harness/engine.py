@@ -325,16 +325,17 @@ def _epoch_batches(loader: DataLoader, epoch: int, skip: int) -> Iterable[Any]:
     # Set on the prepared loader: its own pass counter overrides the sampler's epoch at every
     # pass, and restarts at 0 in a new process.
     loader.set_epoch(epoch)
-    if not skip:
-        return loader
-    # A pass draws its base seed from torch's global generator when it starts. The RNG state a
-    # resumed run restores was saved mid-epoch, after this epoch's pass had drawn it: the new
-    # pass must not draw again, or every later dropout mask would shift.
+    # A fresh pass draws its workers' base seed from torch's global generator when it starts; a
+    # pass of persistent workers draws nothing. So every pass is made to consume exactly one draw
+    # (whatever data.num_workers is, every later dropout mask stays the same), and a resumed
+    # pass none: the RNG state it restores was saved mid-epoch, after that draw.
     state = torch.get_rng_state()
     # skip_first_batches skips indices in the batch sampler: the skipped batches are not loaded
-    batches = iter(skip_first_batches(loader, skip))
-    first = next(batches, None)  # the pass starts (and draws) at its first batch
+    batches = iter(skip_first_batches(loader, skip) if skip else loader)
+    first = next(batches, None)  # the pass starts (and may draw) at its first batch
     torch.set_rng_state(state)
+    if not skip:
+        torch.empty((), dtype=torch.int64).random_()
     return batches if first is None else itertools.chain([first], batches)
 
 
