@@ -66,6 +66,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--resume", action="store_true", help="continue the run in --output-dir")
     parser.add_argument("--mixed-precision", choices=("no", "bf16", "fp16"), default="no")
     parser.add_argument(
+        "--report-to",
+        metavar="TRACKER",
+        help="log loss, lr, step time, data wait and metrics to a tracker Accelerate supports "
+        "(tensorboard, wandb, mlflow, ..., or all), under <run>/logs/",
+    )
+    parser.add_argument(
         "--prepare",
         action="store_true",
         help="compress --video-root into the dataset's videos/ and build its frame cache",
@@ -255,7 +261,7 @@ def run_one(
     from harness.engine import RunRequest, make_accelerator, run
     from harness.registry import TASKS
 
-    accelerator = make_accelerator(config, args.mixed_precision)
+    accelerator = make_accelerator(config, args.mixed_precision, args.report_to, output_dir)
     request = RunRequest(
         output_dir=output_dir,
         eval_only=args.eval_only,

@@ -46,6 +46,7 @@ RESUME_APPLIES = (
     "train.epochs",
     "train.checkpoint_every",
     "train.keep_checkpoints",
+    "train.log_every",
     "data.root",
     "data.video_root",
     "data.num_workers",

@@ -24,6 +24,10 @@ class ConfigError(UserError, ValueError):
     """A bad config file, key or value; the message is one line."""
 
 
+# the default of a key the harness derives unless a number is given (data.num_workers)
+AUTO = "auto"
+
+
 def load_yaml(path: Path) -> Config:
     """Read a yaml mapping from ``path``; a missing file or malformed yaml is a ConfigError."""
     path = Path(path)
@@ -119,6 +123,8 @@ def coerce(key: str, default: Any, value: Any, source: str) -> Any:
             f"config key {key!r} in {source} is a section; set its keys as {key}.NAME"
         )
     expected = type(default)
+    if default == AUTO:
+        return value  # "auto" or what replaces it (a count, a word, a path): its rule checks it
     if isinstance(default, bool):
         ok = isinstance(value, bool)
     elif isinstance(default, int):

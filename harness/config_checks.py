@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from harness.config import Config, ConfigError, get_key
+from harness.config import AUTO, Config, ConfigError, get_key
 
 # The words of the harness's mode keys. The modules that act on them (harness.data, .optim,
 # .distributed, .encoder, .metrics) import torch, so the words are spelled here, and
@@ -74,10 +74,13 @@ class IntRange(ValueRule):
     low: int = 1
     high: int | None = None
     optional: bool = False
+    auto: bool = False  # the word "auto" too: the harness derives the value
 
     def accepts(self, value: Any) -> bool:
         if value is None:
             return self.optional
+        if value == AUTO:
+            return self.auto
         if isinstance(value, bool) or not isinstance(value, int):
             return False
         return self.low <= value and (self.high is None or value <= self.high)
@@ -89,6 +92,8 @@ class IntRange(ValueRule):
             words = {1: "a positive integer", 0: "a non-negative integer"}.get(
                 self.low, f"an integer >= {self.low}"
             )
+        if self.auto:
+            words = f"{AUTO} or {words}"
         return f"null or {words}" if self.optional else words
 
 
@@ -156,6 +161,19 @@ class SubsetOf(ValueRule):
 
     def allowed(self) -> str:
         return f"a list of distinct names out of {', '.join(self.options)}"
+
+
+@dataclass(frozen=True)
+class Text(ValueRule):
+    """A non-empty string: a word the harness knows or a path."""
+
+    key: str
+
+    def accepts(self, value: Any) -> bool:
+        return isinstance(value, str) and bool(value.strip())
+
+    def allowed(self) -> str:
+        return "a word or a path"
 
 
 @dataclass(frozen=True)
@@ -276,7 +294,8 @@ HARNESS: tuple[Rule, ...] = (
     WholeRateForGrid(),
     one_of("data.on_bad_video", *BAD_VIDEO_POLICIES),
     one_of("data.frame_cache", *FRAME_CACHE_MODES),
-    non_negative_int("data.num_workers"),
+    IntRange("data.num_workers", 0, auto=True),
+    Text("data.tokenizer"),  # auto | clip | word | a BPE file or HF folder
     one_of("encoder.size", *ENCODER_SIZES),
     positive_int("encoder.patch_size"),
     positive_int("train.epochs"),
@@ -291,6 +310,7 @@ HARNESS: tuple[Rule, ...] = (
     one_of("train.gather_grad", *GATHER_MODES),
     positive_int("train.checkpoint_every"),  # optimizer steps between checkpoints
     positive_int("train.keep_checkpoints"),  # --resume needs at least the newest
+    positive_int("train.log_every"),  # optimizer steps between loss read-backs
     positive_int("eval.batch_size"),
     positive_int("eval.block_size"),
     one_of("eval.ties", *TIE_RULES),

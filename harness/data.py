@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,7 +14,7 @@ from harness import distributed
 from harness.data_types import VideoTextPairs
 from harness.frame_rules import frame_rule
 from harness.text import TextTokenizer, tokenize
-from harness.video import VideoReadError, load_clip_uint8, normalize_clip
+from harness.video import VideoReadError, load_clip_uint8, pixels_from_uint8
 
 if TYPE_CHECKING:
     from harness.frame_cache import FrameCache
@@ -22,11 +23,12 @@ BAD_VIDEO_POLICIES = ("error", "skip")
 
 
 class ClipSource:
-    """Turns a video path into model input with one run's sampling settings: frame counts and
+    """Turns a video path into sampled frames with one run's sampling settings: frame counts and
     rate, and the frame protocol (``sampling`` rule, ``resize``, ``slice_framepos``; see
     `harness.video.load_clip_uint8`), fixed at construction.
 
-    ``__call__(path)`` returns ``(pixels (F, 3, S, S) float32, mask (F,) int64)``. With
+    ``__call__(path)`` returns ``(frames (F, S, S, 3) uint8, mask (F,) int64)``; they become
+    model input on the accelerator (:func:`model_input`). With
     ``cache_in_memory`` the sampled uint8 frames of each video are kept after the first decode
     (a small benchmark fits in memory; later epochs then skip decoding). With a frame ``cache``
     (built by ``--prepare`` with the same settings) clips it holds are read from it instead of
@@ -91,8 +93,7 @@ class ClipSource:
     def __call__(
         self, path: Path, segment: tuple[float, float] | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        frames, mask = self.frames_uint8(path, segment)
-        return normalize_clip(frames, mask), mask
+        return self.frames_uint8(path, segment)
 
 
 def segment_of(pairs: VideoTextPairs, video: int) -> tuple[float, float] | None:
@@ -155,8 +156,8 @@ class CaptionDataset(IndexedDataset):
 
 
 class VideoDataset(IndexedDataset):
-    """Decoded clips: item -> ``{"index", "pixels" (F,3,S,S), "video_mask" (F,)}``; ``segments``
-    (one per path, None: the whole file) as in :class:`VideoTextPairs`."""
+    """Decoded clips: item -> ``{"index", "frames" (F,S,S,3) uint8, "video_mask" (F,)}``;
+    ``segments`` (one per path, None: the whole file) as in :class:`VideoTextPairs`."""
 
     def __init__(
         self,
@@ -170,8 +171,8 @@ class VideoDataset(IndexedDataset):
     def fields(self, index: int) -> dict[str, Any]:
         """The clip and frame mask of video ``index``, read from its segment."""
         path, segment = self.items[index]
-        pixels, mask = self.source(path, segment)
-        return {"pixels": pixels, "video_mask": mask}
+        frames, mask = self.source(path, segment)
+        return {"frames": frames, "video_mask": mask}
 
 
 class PairDataset(Dataset):
@@ -188,5 +189,40 @@ class PairDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         item = self.captions[index]
         video = self.videos[self.pairs.caption_video[index]]
-        item.update(pixels=video["pixels"], video_mask=video["video_mask"])
+        item.update(frames=video["frames"], video_mask=video["video_mask"])
         return item
+
+
+def model_input(batch: dict[str, Any]) -> dict[str, Any]:
+    """A batch as methods take it: its uint8 ``frames`` (B, F, S, S, 3), wherever they are (the
+    accelerator, once moved), become normalized float32 ``pixels`` (B, F, 3, S, S) with zeros in
+    padded slots; a batch without frames is returned as it is."""
+    if "frames" not in batch:
+        return batch
+    out = {k: v for k, v in batch.items() if k != "frames"}
+    out["pixels"] = pixels_from_uint8(batch["frames"], batch["video_mask"])
+    return out
+
+
+MAX_AUTO_WORKERS = 8
+PREFETCH_BATCHES = 4  # per worker: enough to hide a slow video behind the others
+
+
+def loader_options(num_workers: int | str, persistent: bool) -> dict[str, Any]:
+    """DataLoader keyword arguments for ``data.num_workers`` (a count, or ``auto``: the CPU
+    cores this process may use, shared with the other processes of this node, at most 8).
+
+    Workers stay alive across passes when ``persistent`` (a training loader: their in-memory
+    clip caches then survive epochs); batches are pinned for a fast copy when CUDA is there.
+    """
+    if num_workers == "auto":
+        local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        cores = len(os.sched_getaffinity(0))
+        num_workers = min(MAX_AUTO_WORKERS, max(1, cores // local_processes))
+    options: dict[str, Any] = {
+        "num_workers": num_workers,
+        "pin_memory": torch.cuda.is_available(),
+    }
+    if num_workers > 0:
+        options.update(persistent_workers=persistent, prefetch_factor=PREFETCH_BATCHES)
+    return options

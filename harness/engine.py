@@ -16,14 +16,6 @@ from accelerate import Accelerator, PartialState
 from accelerate.data_loader import skip_first_batches
 from accelerate.utils import broadcast_object_list, set_seed
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 
@@ -40,6 +32,9 @@ from harness.checkpoints import (
     save_checkpoint,
 )
 from harness.config import Config, load_yaml, to_yaml
+from harness.data import model_input
+from harness.errors import UsageError
+from harness.monitor import TrainMonitor, check_tracker, log_final, start_trackers
 from harness.optim import build_optimizer
 from harness.phases import announce
 from harness.reference_checkpoint import is_reference_file, load_reference_checkpoint
@@ -47,7 +42,6 @@ from harness.selection import Selector, last_epoch_record, selector_for
 from harness.task import Task
 
 # With stdout not a terminal, a progress line at least this often (and at the first and last step)
-PLAIN_PROGRESS_EVERY_S = 30.0
 
 
 @dataclass
@@ -70,9 +64,15 @@ def default_output_dir(root: Path, name: str) -> Path:
     return Path(root) / f"{name}-{stamp[0]}"
 
 
-def make_accelerator(config: Config, mixed_precision: str) -> Accelerator:
-    """An Accelerator with the run's precision and gradient accumulation (CPU unless CUDA)."""
-    return Accelerator(
+def make_accelerator(
+    config: Config,
+    mixed_precision: str,
+    report_to: str | None = None,
+    output_dir: Path | None = None,
+) -> Accelerator:
+    """An Accelerator with the run's precision and gradient accumulation (CPU unless CUDA),
+    logging to the ``report_to`` tracker under ``output_dir/logs`` when one is named."""
+    accelerator = Accelerator(
         mixed_precision=mixed_precision,
         gradient_accumulation_steps=config["train"]["grad_accum"],
         cpu=not torch.cuda.is_available(),
@@ -80,7 +80,14 @@ def make_accelerator(config: Config, mixed_precision: str) -> Accelerator:
         # step it once per process, as if each process's loader took a whole train.batch_size,
         # while here train.batch_size is the global batch, split over the processes.
         step_scheduler_with_optimizer=False,
+        log_with=check_tracker(report_to),
+        project_dir=output_dir,
     )
+    if report_to is not None and not accelerator.log_with:
+        raise UsageError(
+            f"--report-to {report_to}: its package is not installed here (pip install {report_to})"
+        )
+    return accelerator
 
 
 def run(config: Config, task: Task, request: RunRequest, accelerator: Accelerator) -> dict:
@@ -98,6 +105,7 @@ def run(config: Config, task: Task, request: RunRequest, accelerator: Accelerato
     _phase(accelerator, f"data: setting up {config['dataset']} for {config['task']}")
     task.setup(train=not request.eval_only)
     _phase(accelerator, f"data: ready after {time.perf_counter() - started:.1f} s")
+    start_trackers(accelerator, config)
     model = task.build_model()
     out = request.output_dir
     timings: dict[str, float] = {}
@@ -137,6 +145,7 @@ def run(config: Config, task: Task, request: RunRequest, accelerator: Accelerato
         "notes": evaluation.notes,
     }
     schema.check_record(record)
+    log_final(accelerator, record["metrics"], trained["steps"])
     if accelerator.is_main_process:
         results.atomic_write_text(out / CONFIG_FILE, to_yaml(config))
         results.write_run(out, record, evaluation.samples)
@@ -211,9 +220,13 @@ def _train(
             training.selector.load(request.checkpoint)
     _phase(accelerator, _train_phase(request, start, steps_per_epoch, config))
     t0 = time.perf_counter()
-    with _progress(accelerator, total_steps, steps_per_epoch, start.global_step) as progress:
-        end = _epochs(training, start, progress)
+    monitor = TrainMonitor(
+        accelerator, total_steps, steps_per_epoch, start.global_step, config["train"]["log_every"]
+    )
+    with monitor:
+        end = _epochs(training, start, monitor)
     timings["train_s"] = round(time.perf_counter() - t0, 2)
+    timings.update(monitor.timings(end.global_step - start.global_step))
     trained = {
         "epochs": config["train"]["epochs"],
         "steps": end.global_step,
@@ -261,9 +274,7 @@ def _prepare(
     return training, steps_per_epoch
 
 
-def _epochs(
-    training: _Training, start: TrainerState, progress: _PlainProgress | _RichProgress
-) -> TrainerState:
+def _epochs(training: _Training, start: TrainerState, monitor: TrainMonitor) -> TrainerState:
     """Run the epochs from ``start`` on, with a checkpoint every ``train.checkpoint_every``
     optimizer steps and at every epoch end; returns the state after the last step."""
     state = start
@@ -271,7 +282,8 @@ def _epochs(
     training.model.train()
     for epoch in range(start.epoch, training.config["train"]["epochs"]):
         skip = start.batches_done if epoch == start.epoch else 0
-        for done, batch in enumerate(_epoch_batches(training.loader, epoch, skip), start=skip + 1):
+        batches = monitor.batches(_epoch_batches(training.loader, epoch, skip))
+        for done, batch in enumerate(batches, start=skip + 1):
             loss = _step(training, batch)
             if not training.accelerator.sync_gradients:
                 continue
@@ -283,15 +295,16 @@ def _epochs(
                 # where a resume continues: the next epoch after its last batch
                 epoch=epoch + 1 if end_of_epoch else epoch,
                 batches_done=0 if end_of_epoch else done,
-                loss=float(loss.detach()),
             )
-            progress.update(state.global_step, epoch, state.loss, _lr(training.optimizer))
+            monitor.step_done(state.global_step, epoch, loss, _lr(training.optimizer))
             kill_point_for_tests("after_step", state.global_step)
             if end_of_epoch and training.selector is not None:
                 unwrapped = training.accelerator.unwrap_model(training.model)
                 autocast = training.accelerator.autocast
                 training.selector.score(unwrapped, epoch + 1, state.global_step, autocast)
             if end_of_epoch or state.global_step % every == 0:
+                # read back here, not every step: a checkpoint waits for the device anyway
+                state = replace(state, loss=float(loss.detach()))
                 _checkpoint(training, state)
     return state
 
@@ -351,16 +364,17 @@ def _epoch_batches(loader: DataLoader, epoch: int, skip: int) -> Iterable[Any]:
     # Set on the prepared loader: its own pass counter overrides the sampler's epoch at every
     # pass, and restarts at 0 in a new process.
     loader.set_epoch(epoch)
-    if not skip:
-        return loader
-    # A pass draws its base seed from torch's global generator when it starts. The RNG state a
-    # resumed run restores was saved mid-epoch, after this epoch's pass had drawn it: the new
-    # pass must not draw again, or every later dropout mask would shift.
+    # A fresh pass draws its workers' base seed from torch's global generator when it starts; a
+    # pass of persistent workers draws nothing. So every pass is made to consume exactly one draw
+    # (whatever data.num_workers is, every later dropout mask stays the same), and a resumed
+    # pass none: the RNG state it restores was saved mid-epoch, after that draw.
     state = torch.get_rng_state()
     # skip_first_batches skips indices in the batch sampler: the skipped batches are not loaded
-    batches = iter(skip_first_batches(loader, skip))
-    first = next(batches, None)  # the pass starts (and draws) at its first batch
+    batches = iter(skip_first_batches(loader, skip) if skip else loader)
+    first = next(batches, None)  # the pass starts (and may draw) at its first batch
     torch.set_rng_state(state)
+    if not skip:
+        torch.empty((), dtype=torch.int64).random_()
     return batches if first is None else itertools.chain([first], batches)
 
 
@@ -370,7 +384,7 @@ def _step(training: _Training, batch: Any) -> torch.Tensor:
     accelerator, model, optimizer = training.accelerator, training.model, training.optimizer
     with accelerator.accumulate(model):
         with accelerator.autocast():
-            loss = training.task.training_loss(model, batch)
+            loss = training.task.training_loss(model, model_input(batch))
         accelerator.backward(loss)
         if accelerator.sync_gradients:
             accelerator.clip_grad_norm_(model.parameters(), training.config["train"]["grad_clip"])
@@ -427,80 +441,3 @@ def _phase(accelerator: Accelerator, text: str) -> None:
     """Print one line saying what the run does now (main process), flushed for logs."""
     if accelerator.is_main_process:
         announce(text)
-
-
-class _PlainProgress:
-    """Training progress as plain lines, for logs (stdout not a terminal: nohup, a cluster job),
-    where rich would draw its bar only at the end: the first step, then at least every
-    ``PLAIN_PROGRESS_EVERY_S`` seconds, and the last step."""
-
-    def __init__(self, total: int, steps_per_epoch: int, done: int, enabled: bool) -> None:
-        self.total, self.steps_per_epoch, self.done = total, steps_per_epoch, done
-        self.enabled = enabled
-        self.start = self.last = time.perf_counter()
-
-    def __enter__(self) -> _PlainProgress:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def update(self, step: int, epoch: int, loss: float, lr: float) -> None:
-        """Print the line of optimizer step ``step`` when one is due."""
-        now = time.perf_counter()
-        due = step in (self.done + 1, self.total) or now - self.last >= PLAIN_PROGRESS_EVERY_S
-        if not (self.enabled and due):
-            return
-        self.last = now
-        rate = (step - self.done) / max(now - self.start, 1e-9)
-        epochs = self.total // self.steps_per_epoch
-        print(
-            f"train step {step}/{self.total} epoch {epoch + 1}/{epochs} loss {loss:.4f} "
-            f"lr {lr:.2e} {rate:.2f} steps/s ETA {_duration((self.total - step) / rate)}",
-            flush=True,
-        )
-
-
-def _duration(seconds: float) -> str:
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}"
-
-
-class _RichProgress:
-    """Training progress as rich's bar, on a terminal."""
-
-    def __init__(self, total: int, done: int, enabled: bool) -> None:
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]:.4f}"),
-            TextColumn("lr {task.fields[lr]:.2e}"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            disable=not enabled,
-        )
-        self.bar = self.progress.add_task("train", total=total, completed=done, loss=0.0, lr=0.0)
-
-    def __enter__(self) -> _RichProgress:
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.__exit__(*exc)
-
-    def update(self, step: int, epoch: int, loss: float, lr: float) -> None:
-        """Move the bar to optimizer step ``step``."""
-        self.progress.update(self.bar, completed=step, loss=loss, lr=lr)
-
-
-def _progress(
-    accelerator: Accelerator, total: int, steps_per_epoch: int, done: int
-) -> _PlainProgress | _RichProgress:
-    """Rich's bar on a terminal, plain lines otherwise; silent on the other processes."""
-    main = accelerator.is_main_process
-    if Console().is_terminal:
-        return _RichProgress(total, done, main)
-    return _PlainProgress(total, steps_per_epoch, done, main)

@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from harness import distributed
+from harness.data import loader_options, model_input
 from harness.samplers import ShardedBatches
 
 Batch = dict[str, torch.Tensor]
@@ -41,24 +42,25 @@ def sharded_map(
     compute: Callable[[Batch], Mapping[str, torch.Tensor]],
     batch_size: int,
     device: torch.device,
-    num_workers: int = 0,
+    num_workers: int | str = 0,
 ) -> Outputs:
     """``compute`` over every item of ``dataset`` (items are dicts with an ``index`` entry),
     batch by batch on the processes, gathered on every process.
 
-    ``compute`` gets a batch whose tensors are on ``device`` and returns tensors with the batch
+    ``compute`` gets a batch whose tensors are on ``device`` (uint8 ``frames`` made ``pixels``
+    there, :func:`harness.data.model_input`) and returns tensors with the batch
     as first dimension. Returns ``{name: (len(dataset), ...)}`` with row i from item i: floating
     outputs as float32 on the CPU, others as they are on the CPU.
     """
     loader = DataLoader(
         dataset,
         batch_sampler=ShardedBatches(len(dataset), batch_size),
-        num_workers=num_workers,
+        **loader_options(num_workers, persistent=False),
     )
     index, parts = [], []
     for batch in loader:
         index.append(batch["index"].cpu())
-        outputs = compute({k: _to(v, device) for k, v in batch.items()})
+        outputs = compute(model_input({k: _to(v, device) for k, v in batch.items()}))
         parts.append({k: _to_cpu(v) for k, v in outputs.items()})
     local = {k: torch.cat([p[k] for p in parts]) for k in parts[0]} if parts else {}
     local_index = torch.cat(index) if index else torch.zeros(0, dtype=torch.long)

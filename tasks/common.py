@@ -11,7 +11,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from harness.config import Config, ConfigError, check_choice
-from harness.data import BAD_VIDEO_POLICIES, ClipSource, drop_bad_videos
+from harness.data import BAD_VIDEO_POLICIES, ClipSource, drop_bad_videos, loader_options
 from harness.data_types import VideoTextPairs
 from harness.encoder import VideoTextEncoder, build_clip
 from harness.encoder.clip import is_openai_file
@@ -104,7 +104,7 @@ def train_dataloader(
         batch_size=per_process_batch,
         sampler=sampler,
         drop_last=True,
-        num_workers=config["data"]["num_workers"],
+        **loader_options(config["data"]["num_workers"], persistent=True),
     )
 
 

@@ -292,7 +292,6 @@ FREE_BASE_KEYS = {
     "output_root",
     "data.root",
     "data.video_root",
-    "data.tokenizer",
     "encoder.pretrained",
     "method.name",
 }

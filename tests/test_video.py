@@ -19,7 +19,7 @@ from harness.video import (
     VideoReadError,
     load_clip_uint8,
     normalize,
-    normalize_clip,
+    pixels_from_uint8,
     preprocess_frames,
     probe_video,
     read_frames,
@@ -100,7 +100,7 @@ def test_sampling_follows_decord_reader():
 
 def test_load_clip_real_video(real_video):
     frames, mask = load_clip_uint8(real_video, max_frames=12, size=224, framerate=1)
-    pixels = normalize_clip(frames, mask)
+    pixels = pixels_from_uint8(frames, mask)
     assert pixels.shape == (12, 3, 224, 224) and pixels.dtype == torch.float32
     assert mask.tolist() == [1] * 12 and mask.dtype == torch.int64
     lowest = (0 - np.array(CLIP_MEAN)) / np.array(CLIP_STD)
@@ -122,7 +122,7 @@ def test_load_clip_real_video(real_video):
 def test_uint8_and_float_paths_agree(real_video):
     frames, mask = load_clip_uint8(real_video, max_frames=12, size=112, framerate=1)
     assert frames.shape == (12, 112, 112, 3) and frames.dtype == torch.uint8
-    pixels = normalize_clip(frames, mask)
+    pixels = pixels_from_uint8(frames, mask)
     assert torch.equal(pixels, normalize(frames))
     raw = read_frames(real_video, sample_frame_indices(50, 3.0, 1, 12))
     assert torch.equal(pixels, preprocess_frames(raw, 112))
@@ -144,7 +144,7 @@ def test_short_video_is_padded(short_video):
     frames, mask = load_clip_uint8(short_video, max_frames=12, size=32, framerate=1)
     assert mask.tolist() == [1, 1] + [0] * 10
     assert torch.count_nonzero(frames[2:]) == 0
-    pixels = normalize_clip(frames, mask)
+    pixels = pixels_from_uint8(frames, mask)
     assert pixels.shape == (12, 3, 32, 32)
     assert torch.count_nonzero(pixels[2:]) == 0  # padded slots are zeros after normalization
 
