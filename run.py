@@ -310,6 +310,9 @@ def compare_methods(args: argparse.Namespace) -> int:
             args.method = method
             args.overrides = overrides + ([] if seed is None else [f"seed={seed}"])
             config = resolve_config(args)
+            if config["data"]["frame_cache"] == "read":
+                # one decode per video for the whole comparison: the first run builds the cache
+                config["data"]["frame_cache"] = "auto"
             name = config["method"]["name"]
             configs[(name, seed)] = config
     check_one_frame_protocol({name: config for (name, _), config in configs.items()})

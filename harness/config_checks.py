@@ -23,7 +23,7 @@ from harness.config import AUTO, Config, ConfigError, get_key
 # .distributed, .encoder, .metrics) import torch, so the words are spelled here, and
 # tests/test_config.py checks that they equal those modules' constants.
 BAD_VIDEO_POLICIES = ("error", "skip")
-FRAME_CACHE_MODES = ("auto", "off")
+FRAME_CACHE_MODES = ("auto", "read", "off")
 ENCODER_SIZES = ("tiny", "base")
 OPTIMIZERS = ("adamw", "bertadam")
 GATHER_MODES = ("local", "sum")

@@ -208,17 +208,23 @@ MAX_AUTO_WORKERS = 8
 PREFETCH_BATCHES = 4  # per worker: enough to hide a slow video behind the others
 
 
+def worker_count(num_workers: int | str) -> int:
+    """``data.num_workers`` as a count: ``auto`` is the CPU cores this process may use, shared
+    with the other processes of this node (``LOCAL_WORLD_SIZE``), at least 1 and at most 8."""
+    if num_workers != "auto":
+        return int(num_workers)
+    local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    cores = len(os.sched_getaffinity(0))
+    return min(MAX_AUTO_WORKERS, max(1, cores // local_processes))
+
+
 def loader_options(num_workers: int | str, persistent: bool) -> dict[str, Any]:
-    """DataLoader keyword arguments for ``data.num_workers`` (a count, or ``auto``: the CPU
-    cores this process may use, shared with the other processes of this node, at most 8).
+    """DataLoader keyword arguments for ``data.num_workers`` (see :func:`worker_count`).
 
     Workers stay alive across passes when ``persistent`` (a training loader: their in-memory
     clip caches then survive epochs); batches are pinned for a fast copy when CUDA is there.
     """
-    if num_workers == "auto":
-        local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-        cores = len(os.sched_getaffinity(0))
-        num_workers = min(MAX_AUTO_WORKERS, max(1, cores // local_processes))
+    num_workers = worker_count(num_workers)
     options: dict[str, Any] = {
         "num_workers": num_workers,
         "pin_memory": torch.cuda.is_available(),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 from harness.errors import DataError, UsageError
 from harness.frame_cache import build_frame_cache, cache_dir_for
+from harness.phases import announce
 from harness.transcode import compress_videos, find_videos
 
 
@@ -45,3 +47,28 @@ def prepare(
         report["cache"] = str(cache_dir)
         report["cached_videos"] = len(found)
     return report
+
+
+def cache_on_first_use(
+    videos: Path,
+    cache_dir: Path,
+    settings: dict[str, Any],
+    workers: int,
+    on_bad_video: str,
+) -> bool:
+    """Build the frame cache of every video under ``videos`` at ``cache_dir`` for ``settings``
+    unless it exists (``data.frame_cache=auto``): every video is decoded once, in ``workers``
+    processes with a progress bar, and every later epoch, evaluation and method of a
+    comparison reads the cache. Returns whether the cache is there to read: False (and the run
+    decodes as it goes) when there are no video files or the dataset folder is read-only."""
+    if cache_dir.is_dir():
+        return True
+    found = find_videos(videos) if Path(videos).is_dir() else []
+    parent = cache_dir.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not found or not os.access(parent, os.W_OK):
+        return False
+    announce(f"cache: decoding {len(found)} videos once into {cache_dir}")
+    build_frame_cache(found, cache_dir, **settings, workers=workers, on_bad_video=on_bad_video)
+    return True

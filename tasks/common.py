@@ -11,11 +11,19 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from harness.config import Config, ConfigError, check_choice
-from harness.data import BAD_VIDEO_POLICIES, ClipSource, drop_bad_videos, loader_options
+from harness.data import (
+    BAD_VIDEO_POLICIES,
+    ClipSource,
+    drop_bad_videos,
+    loader_options,
+    worker_count,
+)
 from harness.data_types import VideoTextPairs
+from harness.distributed import on_main_process
 from harness.encoder import VideoTextEncoder, build_clip
 from harness.encoder.clip import is_openai_file
 from harness.frame_cache import FrameCache, cache_dir_for, config_settings
+from harness.prepare import cache_on_first_use
 from harness.registry import DATASETS, METHODS
 from harness.task import Task
 from harness.text import TextTokenizer, build_tokenizer, load_tokenizer
@@ -48,15 +56,23 @@ def build_text_tokenizer(config: Config, captions: Sequence[str]) -> TextTokeniz
     return build_tokenizer(spec)
 
 
-def clip_source(config: Config, dataset_folder: Path) -> ClipSource:
-    """The clip loader for this run's sampling settings; it reads the dataset's frame cache
-    (built by ``run.py --prepare``) when ``data.frame_cache`` is ``auto`` and the cache exists."""
+def clip_source(config: Config, dataset_folder: Path, videos: Path) -> ClipSource:
+    """The clip loader for this run's sampling settings. It reads the dataset's frame cache for
+    these settings: with ``data.frame_cache`` ``auto`` the cache of the ``videos`` folder is
+    built first unless it exists (one decode per video for the whole run, and for every method
+    of a comparison), with ``read`` only one ``run.py --prepare`` built; ``off`` decodes."""
     data = config["data"]
     check_choice("data.on_bad_video", data["on_bad_video"], BAD_VIDEO_POLICIES)
-    check_choice("data.frame_cache", data["frame_cache"], ("auto", "off"))
     settings = config_settings(data)
     cache_dir = cache_dir_for(dataset_folder, **settings)
-    use_cache = data["frame_cache"] == "auto" and cache_dir.is_dir()
+    mode = data["frame_cache"]
+    if mode == "auto":
+        workers = worker_count(data["num_workers"])
+        use_cache = on_main_process(
+            lambda: cache_on_first_use(videos, cache_dir, settings, workers, data["on_bad_video"])
+        )
+    else:
+        use_cache = mode == "read" and cache_dir.is_dir()
     return ClipSource(
         **settings,
         cache_in_memory=data["cache_in_memory"],
@@ -143,7 +159,8 @@ class VideoTask(Task):
             raise ConfigError(f"dataset {self.config['dataset']!r} {lacking}")
         if self.config["data"]["root"] is None and hasattr(self.dataset, "root"):
             self.config["data"]["root"] = str(Path(self.dataset.root).resolve())
-        self.source = clip_source(self.config, self.dataset.folder)
+        videos = getattr(self.dataset, "video_root", None) or Path(self.dataset.folder) / "videos"
+        self.source = clip_source(self.config, self.dataset.folder, videos)
         self.skipped: list[dict[str, str]] = []
         return self.dataset
 

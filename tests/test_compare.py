@@ -27,14 +27,34 @@ def data_root(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def comparison(data_root, tmp_path_factory) -> Path:
+def comparison_run(data_root, tmp_path_factory):
+    """The five methods compared at tiny size: the folder and the finished process."""
     out = tmp_path_factory.mktemp("compare") / "all"
     result = run_cli(
         "--task", "retrieval", "--compare", ",".join(METHODS), "--data-root", str(data_root),
         "--output-dir", str(out), *TINY,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    return out
+    return out, result
+
+
+@pytest.fixture(scope="module")
+def comparison(comparison_run) -> Path:
+    return comparison_run[0]
+
+
+def test_a_comparison_decodes_each_video_once_into_the_frame_cache(comparison_run):
+    out, result = comparison_run
+    built = [line for line in result.stdout.splitlines() if "cache: decoding" in line]
+    assert len(built) == 1, result.stdout
+    cache = Path(built[0].split(" into ")[1])
+    videos = sorted(p.stem for p in (cache.parent.parent / "videos").iterdir())
+    assert f"decoding {len(videos)} videos" in built[0]
+    assert sorted(json.loads((cache / "meta.json").read_text())["sources"]) == videos
+    for method in METHODS:  # every method read its clips from that cache
+        record = read_results(out / method)
+        assert record["protocol"]["frame_cache"] == str(cache)
+        assert record["config"]["data"]["frame_cache"] == "auto"
 
 
 def test_each_method_runs_under_the_same_protocol_into_its_own_folder(comparison):
