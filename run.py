@@ -64,7 +64,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="run folder, checkpoint folder, or a reference repository's pytorch_model.bin",
     )
     parser.add_argument("--resume", action="store_true", help="continue the run in --output-dir")
-    parser.add_argument("--mixed-precision", choices=("no", "bf16", "fp16"), default="no")
+    parser.add_argument(
+        "--mixed-precision",
+        choices=("auto", "no", "bf16", "fp16"),
+        default="auto",
+        help="auto: bf16 (and TF32 matmuls) on a CUDA device that supports it, else no",
+    )
     parser.add_argument(
         "--report-to",
         metavar="TRACKER",
@@ -258,15 +263,16 @@ def run_one(
     """Train (unless --eval-only) and evaluate one config into ``output_dir``; ``checkpoint``
     is the one evaluated (--eval-only) or resumed (None: train from step 0). Returns the
     record."""
-    from harness.engine import RunRequest, make_accelerator, run
+    from harness.engine import RunRequest, make_accelerator, resolve_precision, run
     from harness.registry import TASKS
 
-    accelerator = make_accelerator(config, args.mixed_precision, args.report_to, output_dir)
+    precision = resolve_precision(args.mixed_precision)
+    accelerator = make_accelerator(config, precision, args.report_to, output_dir)
     request = RunRequest(
         output_dir=output_dir,
         eval_only=args.eval_only,
         checkpoint=checkpoint,
-        mixed_precision=args.mixed_precision,
+        mixed_precision=precision,
     )
     task = TASKS.get(config["task"])(config)
     record = run(config, task, request, accelerator)

@@ -64,6 +64,19 @@ def default_output_dir(root: Path, name: str) -> Path:
     return Path(root) / f"{name}-{stamp[0]}"
 
 
+def resolve_precision(mixed_precision: str) -> str:
+    """``--mixed-precision``: ``auto`` is ``bf16`` on a CUDA device that supports it (TF32
+    matmuls and convolutions are then allowed for what stays in fp32) and ``no`` elsewhere, so
+    CPU runs keep their fp32 numbers; other values are returned as they are."""
+    if mixed_precision != "auto":
+        return mixed_precision
+    if not (torch.cuda.is_available() and torch.cuda.is_bf16_supported()):
+        return "no"
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    return "bf16"
+
+
 def make_accelerator(
     config: Config,
     mixed_precision: str,

@@ -1,5 +1,6 @@
-"""The training data path: uint8 frames normalised where the model runs, the loader's worker
-settings, and what a run reports while it trains (timings, --report-to tensorboard)."""
+"""The training data path and step: uint8 frames normalised where the model runs, the loader's
+worker settings, the precision default, and what a run reports while it trains (timings,
+--report-to tensorboard)."""
 
 import os
 from pathlib import Path
@@ -128,3 +129,12 @@ def test_an_unknown_tracker_is_one_line(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "--report-to 'notebook'" in lines[0] and "tensorboard" in lines[0]
     assert not (tmp_path / "run").exists()
+
+
+def test_precision_auto_is_fp32_without_cuda_and_recorded(runs):
+    from harness.engine import resolve_precision
+
+    assert resolve_precision("bf16") == "bf16" and resolve_precision("no") == "no"
+    expected = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+    assert resolve_precision("auto") == expected
+    assert read_results(runs[0])["mixed_precision"] == expected
