@@ -216,6 +216,7 @@ class _NotSeekable(Exception):
 
 
 def _check_indices(indices: list[int]) -> None:
+    """Raise ValueError unless ``indices`` is a non-empty list of indices >= 0 (a bug)."""
     if not indices or min(indices) < 0:
         raise ValueError(f"frame indices must be a non-empty list of indices >= 0, got {indices}")
 
@@ -228,8 +229,9 @@ def read_frames(
     Demuxes the packets (no decoding) until the wanted frames' numbers are final, then seeks to
     the keyframe before each run of wanted frames and decodes forward to the run's last wanted
     frame (`harness.decode_plan`); the frames equal `read_frames_sequential`'s, which it falls
-    back to when the packets cannot number the frames (other codecs, missing or repeated pts,
-    discarded packets, fewer packets than ``max(indices) + 1``) or a decode goes wrong.
+    back to when the packets cannot number the frames (codecs outside SEEKABLE_CODECS, missing
+    or repeated pts, timestamps in decode order, discarded packets, fewer packets than
+    ``max(indices) + 1``) or a decode goes wrong.
     ``stats``, when given, is filled in. Returns uint8 (T, H, W, 3) RGB with T = len(indices).
     Raises VideoReadError when the file fails or has fewer frames than needed.
     """
@@ -247,7 +249,8 @@ def read_frames_sequential(
     path: str | Path, indices: list[int], stats: DecodeStats | None = None
 ) -> torch.Tensor:
     """`read_frames` by decoding every frame in order up to the largest index (only requested
-    frames are converted): the reference numbering, for any codec. Returns uint8 (T, H, W, 3).
+    frames are converted): the frame numbering `read_frames` keeps, for any codec and
+    container. Returns uint8 (T, H, W, 3).
     """
     _check_indices(indices)
     stats = DecodeStats() if stats is None else stats

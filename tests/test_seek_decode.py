@@ -3,6 +3,7 @@ equal the sequential reader's on generated videos (30, 29.97 and 25 fps; GOP 12 
 Matroska and MPEG-TS) and on the real MSR-VTT clip; the frames decoded stay within 1.1x the
 keyframe floor; streams whose packets cannot number the frames are read sequentially."""
 
+import struct
 from fractions import Fraction
 from pathlib import Path
 
@@ -138,6 +139,30 @@ def test_streams_that_cannot_be_numbered_are_read_sequentially(tmp_path):
         assert torch.equal(frames, read_frames_sequential(path, indices))
     with pytest.raises(VideoReadError, match="frame 60 was requested but only 60 frames decode"):
         read_frames(mp4, [0, 60])
+
+
+@pytest.mark.parametrize("claimed", [45, 55])
+def test_a_header_frame_count_that_lies_reads_as_the_sequential_reader_does(
+    shared_data, tmp_path, claimed
+):
+    data = bytearray((shared_data / "videos" / "video7500.mp4").read_bytes())
+    # The time-to-sample table's one entry says how many frames follow: 50 in truth.
+    struct.pack_into(">I", data, data.index(b"stts") + 12, claimed)
+    path = tmp_path / "claimed.mp4"
+    path.write_bytes(data)
+    info = probe_video(path)
+    assert info.num_frames == claimed
+    indices = decord_indices(info.num_frames, info.fps, 1, 12)
+    if claimed < 50:
+        stats = DecodeStats()
+        frames = read_frames(path, indices, stats)
+        assert not stats.sequential and stats.frames < max(indices)
+        assert torch.equal(frames, read_frames_sequential(path, indices))
+        return
+    # More frames than the file holds: the packets counted fall short, the sequential reader
+    # answers with its one-line error.
+    with pytest.raises(VideoReadError, match="frame 54 was requested but only 50 frames decode"):
+        read_frames(path, indices)
 
 
 def _table(packets: list[tuple[int, bool]]) -> PacketTable:
