@@ -165,13 +165,6 @@ def test_a_header_frame_count_that_lies_reads_as_the_sequential_reader_does(
         read_frames(path, indices)
 
 
-def _table(packets: list[tuple[int, bool]]) -> PacketTable:
-    table = PacketTable()
-    for dts, (pts, key) in enumerate(packets):
-        table.add(pts, dts - 2, key)
-    return table
-
-
 def test_decode_runs_start_at_the_keyframe_and_merge():
     # Decode order I0 P3 B1 B2 | I7 B5 B6 P8, dts two frames behind: the second GOP is open
     # (B5 and B6 show before I7 and refer to P3).
