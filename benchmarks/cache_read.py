@@ -34,9 +34,10 @@ PRESETS = {
 
 
 def write_videos(
-    folder: Path, count: int, size: tuple[int, int], frames: int, fps: int
+    folder: Path, count: int, size: tuple[int, int], frames: int, fps: int, gop: int = 12
 ) -> list[Path]:
-    """``count`` videos of ``frames`` frames (H, W = ``size``): a square crossing a gradient."""
+    """``count`` videos of ``frames`` frames (H, W = ``size``): a square crossing a gradient,
+    with a keyframe at least every ``gop`` frames."""
     rng = np.random.default_rng(0)
     height, width = size
     ramp = np.linspace(0, 255, width, dtype=np.float32)[None, :, None]
@@ -50,7 +51,7 @@ def write_videos(
             left = (t * 2 * width // frames) % (width - side)
             clip[t, top : top + side, left : left + side] = colour
         path = folder / f"video{n}.mp4"
-        write_test_video(path, clip, fps)
+        write_test_video(path, clip, fps, gop=gop)
         paths.append(path)
     return paths
 

@@ -1,7 +1,10 @@
 """Video decoding (PyAV) and CLIP preprocessing in torch (no torchvision).
 
 Which frames are read is one of the reference loaders' rules (`harness.frame_rules`, METHODS.md
-§0.3); frames are decoded in order and only the sampled ones are converted to RGB.
+§0.3); only what those frames need is decoded: from the keyframe before each run of sampled
+frames up to the run's last one (`read_frames`, planned by `harness.decode_plan`), with a
+sequential decode as the fallback where the packets cannot number the frames; only the sampled
+frames are converted to RGB.
 Preprocessing is ``Resize(short side, bicubic)`` -> ``CenterCrop`` -> ``/255`` -> CLIP
 ``Normalize``, split in a uint8 half (what a frame cache stores) and a float half; the resize
 runs in torch or, bit-exact with the references, in PIL (`harness.pil_frames`).
@@ -9,6 +12,7 @@ runs in torch or, bit-exact with the references, in PIL (`harness.pil_frames`).
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from collections.abc import Iterator
@@ -24,6 +28,7 @@ import torch.nn.functional as F
 
 from harness.config import check_choice
 from harness.config_checks import RESIZE_MODES
+from harness.decode_plan import DecodeRun, PacketTable, decode_runs, presentation_order
 from harness.errors import UserError
 from harness.frame_rules import FrameRule, frame_rule
 from harness.pil_frames import crop_geometry, pil_resize_center_crop
@@ -190,22 +195,73 @@ def _frame_limit(size: int, fps: float, duration: float | None) -> tuple[int, st
     return limit, reason
 
 
-def read_frames(path: str | Path, indices: list[int]) -> torch.Tensor:
-    """Decode frames ``indices`` (presentation order, 0-based; any order, repeats allowed).
+# Codecs whose packets are one frame each, so that a packet table numbers frames as a
+# sequential decode does; other codecs are read sequentially.
+SEEKABLE_CODECS = frozenset({"h264", "hevc"})
 
-    Decodes sequentially up to the largest index; only requested frames are converted.
-    Returns uint8 (T, H, W, 3) RGB with T = len(indices). Raises VideoReadError when the file
-    fails or has fewer frames than needed.
-    """
+
+@dataclass
+class DecodeStats:
+    """What `read_frames` decoded: ``frames`` sent to the decoder (packets, one frame each,
+    counting those a B-frame's decode needs after it) and ``seeks`` made, a fallback's included,
+    and ``sequential`` True when it ended up decoding every frame up to the last wanted one."""
+
+    frames: int = 0
+    seeks: int = 0
+    sequential: bool = False
+
+
+class _NotSeekable(Exception):
+    """The stream's packets do not number its frames reliably: read it sequentially."""
+
+
+def _check_indices(indices: list[int]) -> None:
+    """Raise ValueError unless ``indices`` is a non-empty list of indices >= 0 (a bug)."""
     if not indices or min(indices) < 0:
         raise ValueError(f"frame indices must be a non-empty list of indices >= 0, got {indices}")
+
+
+def read_frames(
+    path: str | Path, indices: list[int], stats: DecodeStats | None = None
+) -> torch.Tensor:
+    """Decode frames ``indices`` (presentation order, 0-based; any order, repeats allowed).
+
+    Demuxes the packets (no decoding) until the wanted frames' numbers are final, then seeks to
+    the keyframe before each run of wanted frames and decodes forward to the run's last wanted
+    frame (`harness.decode_plan`); the frames equal `read_frames_sequential`'s, which it falls
+    back to when the packets cannot number the frames (codecs outside SEEKABLE_CODECS, missing
+    or repeated pts, timestamps in decode order, discarded packets, fewer packets than
+    ``max(indices) + 1``) or a decode goes wrong.
+    ``stats``, when given, is filled in. Returns uint8 (T, H, W, 3) RGB with T = len(indices).
+    Raises VideoReadError when the file fails or has fewer frames than needed.
+    """
+    _check_indices(indices)
+    stats = DecodeStats() if stats is None else stats
+    try:
+        with _open_video(path) as (container, stream):
+            rgb = _read_seeking(container, stream, indices, stats)
+    except _NotSeekable:
+        return read_frames_sequential(path, indices, stats)
+    return torch.from_numpy(np.stack([rgb[i] for i in indices]))
+
+
+def read_frames_sequential(
+    path: str | Path, indices: list[int], stats: DecodeStats | None = None
+) -> torch.Tensor:
+    """`read_frames` by decoding every frame in order up to the largest index (only requested
+    frames are converted): the frame numbering `read_frames` keeps, for any codec and
+    container. Returns uint8 (T, H, W, 3).
+    """
+    _check_indices(indices)
+    stats = DecodeStats() if stats is None else stats
+    stats.sequential = True
     wanted = set(indices)
     last = max(indices)
     rgb: dict[int, np.ndarray] = {}
     decoded = 0
     with _open_video(path) as (container, stream):
         stream.thread_type = "AUTO"
-        for frame in container.decode(stream):
+        for frame in _counted_decode(container, stream, stats):
             if decoded in wanted:
                 rgb[decoded] = frame.to_ndarray(format="rgb24")
             decoded += 1
@@ -216,6 +272,127 @@ def read_frames(path: str | Path, indices: list[int]) -> torch.Tensor:
             path, f"frame {last} was requested but only {decoded} frames decode (truncated file?)"
         )
     return torch.from_numpy(np.stack([rgb[i] for i in indices]))
+
+
+def _counted_decode(
+    container: av.container.InputContainer, stream: av.VideoStream, stats: DecodeStats
+) -> Iterator[av.VideoFrame]:
+    """``container.decode(stream)``, adding each packet sent to the decoder to ``stats``."""
+    for packet in container.demux(stream):
+        stats.frames += bool(packet.size)
+        yield from packet.decode()
+
+
+def _read_seeking(
+    container: av.container.InputContainer,
+    stream: av.VideoStream,
+    indices: list[int],
+    stats: DecodeStats,
+) -> dict[int, np.ndarray]:
+    """Frame index -> RGB (H, W, 3) for every index, decoded run by run; raises _NotSeekable
+    (never a decoding error) when the sequential reader must answer instead."""
+    if stream.codec_context.name not in SEEKABLE_CODECS:
+        raise _NotSeekable
+    try:
+        table = _packet_table(container, stream, max(indices))
+        order = presentation_order(table)
+        # A codec that reorders frames behind timestamps in decode order (AVI's): the
+        # timestamps are not presentation times.
+        reorders = stream.codec_context.has_b_frames
+        if order is None or (reorders and all(p == i for i, p in enumerate(order))):
+            raise _NotSeekable
+        frame_of_pts = {table.pts[order[i]]: i for i in set(indices)}
+        # One thread: runs are short, and frame threads cost more to restart after each drain
+        # than they save (fewer clips/s measured at GOP 12 and 250); loader workers run in
+        # parallel instead.
+        stream.thread_type = "NONE"
+        rgb: dict[int, np.ndarray] = {}
+        for run in decode_runs(table, [order[i] for i in frame_of_pts.values()]):
+            shown = -math.inf
+            for frame in _decode_run(container, stream, table, run, stats):
+                if frame.pts is None or frame.pts <= shown:
+                    raise _NotSeekable  # frames come out in presentation order, or pts lie
+                shown = frame.pts
+                if frame.pts in frame_of_pts:
+                    rgb[frame_of_pts[frame.pts]] = frame.to_ndarray(format="rgb24")
+    except _DECODE_ERRORS as exc:
+        raise _NotSeekable from exc
+    if len(rgb) != len(frame_of_pts):
+        raise _NotSeekable
+    return rgb
+
+
+def _packet_table(
+    container: av.container.InputContainer, stream: av.VideoStream, last: int
+) -> PacketTable:
+    """The stream's packets (demuxed, not decoded) until frames 0..``last`` have final numbers;
+    raises _NotSeekable for a packet without pts or marked discarded or corrupt, and when the
+    file ends first (the sequential reader then reports how many frames it has)."""
+    table = PacketTable()
+    for packet in container.demux(stream):
+        if not packet.size:
+            continue
+        if packet.pts is None or packet.is_discard or packet.is_corrupt:
+            raise _NotSeekable
+        table.add(packet.pts, packet.dts, packet.is_keyframe)
+        if table.settled() > last:
+            return table
+    if len(table) <= last:
+        raise _NotSeekable
+    return table
+
+
+def _decode_run(
+    container: av.container.InputContainer,
+    stream: av.VideoStream,
+    table: PacketTable,
+    run: DecodeRun,
+    stats: DecodeStats,
+) -> Iterator[av.VideoFrame]:
+    """Seek to the keyframe of ``run``, skip (demuxed, not decoded) what comes before it,
+    decode packets ``run.first`` .. ``run.last`` and drain the decoder: the frames as they come
+    out (in presentation order). Raises _NotSeekable when the packets met differ from the
+    table."""
+    # Seek by the keyframe's decode time: containers index keyframes by dts (mp4) or by pts
+    # (never below dts), so the seek lands on it or an earlier keyframe; should a demuxer land
+    # after it anyway, seek again to the stream's first packet.
+    for position in (run.first, 0):
+        target = table.dts[position] if table.dts[position] is not None else table.pts[position]
+        container.seek(target, stream=stream, backward=True, any_frame=False)
+        stats.seeks += 1
+        packets = (packet for packet in container.demux(stream) if packet.size)
+        first = next(packets, None)
+        if first is not None and first.pts in table.pts[: run.first + 1]:
+            start = table.pts.index(first.pts)
+            yield from _decode_packets(
+                itertools.chain([first], packets), start, stream, table, run, stats
+            )
+            return
+    raise _NotSeekable
+
+
+def _decode_packets(
+    packets: Iterator[av.Packet],
+    position: int,
+    stream: av.VideoStream,
+    table: PacketTable,
+    run: DecodeRun,
+    stats: DecodeStats,
+) -> Iterator[av.VideoFrame]:
+    """`_decode_run` after its seek, from ``packets`` whose first is at decode ``position``."""
+    codec = stream.codec_context
+    for packet in packets:
+        if packet.pts != table.pts[position]:
+            raise _NotSeekable
+        if position >= run.first:
+            stats.frames += 1
+            yield from codec.decode(packet)
+        if position == run.last:
+            yield from codec.decode(None)
+            codec.flush_buffers()
+            return
+        position += 1
+    raise _NotSeekable  # the file ended before the run did
 
 
 def resize_center_crop(frames: torch.Tensor, size: int) -> torch.Tensor:
@@ -310,9 +487,11 @@ def write_test_video(
     frames: torch.Tensor | np.ndarray,
     fps: int | Fraction,
     codec: str = "libx264",
+    gop: int = 12,
 ) -> None:
-    """Encode uint8 RGB frames (T, H, W, 3) as an H.264 yuv420p file (GOP 12, crf 18) at
-    ``fps`` frames per second (a Fraction for NTSC rates such as 30000/1001).
+    """Encode uint8 RGB frames (T, H, W, 3) as an H.264 yuv420p file (crf 18, a keyframe at
+    least every ``gop`` frames) at ``fps`` frames per second (a Fraction for NTSC rates such
+    as 30000/1001).
 
     H and W must be even (yuv420p). The file appears atomically: it is written to a temporary
     name in the same folder and renamed; the container format follows the suffix of ``path``.
@@ -335,7 +514,7 @@ def write_test_video(
         with av.open(str(tmp), mode="w") as container:
             stream = container.add_stream(codec, rate=fps, options=X264_OPTIONS)
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-            stream.codec_context.gop_size = 12
+            stream.codec_context.gop_size = gop
             for image in array:
                 frame = av.VideoFrame.from_ndarray(image, format="rgb24")
                 container.mux(stream.encode(frame))
