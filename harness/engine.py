@@ -27,7 +27,7 @@ from rich.progress import (
 from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 
-from harness import results, schema
+from harness import gradient_cache, results, schema
 from harness.checkpoints import (
     CHECKPOINTS,
     CONFIG_FILE,
@@ -325,13 +325,18 @@ def _epoch_batches(loader: DataLoader, epoch: int, skip: int) -> Iterable[Any]:
 
 
 def _step(training: _Training, batch: Any) -> torch.Tensor:
-    """One batch: forward, backward and, on an accumulation boundary, the clipped optimizer
-    step and one schedule step; returns the loss."""
+    """One batch: forward, backward (through the gradient cache under ``train.micro_batch``)
+    and, on an accumulation boundary, the clipped optimizer step and one schedule step; returns
+    the loss."""
     accelerator, model, optimizer = training.accelerator, training.model, training.optimizer
+    micro_batch = training.config["train"]["micro_batch"]
     with accelerator.accumulate(model):
-        with accelerator.autocast():
-            loss = training.task.training_loss(model, batch)
-        accelerator.backward(loss)
+        if micro_batch is not None:
+            loss = gradient_cache.forward_backward(accelerator, model, batch, micro_batch)
+        else:
+            with accelerator.autocast():
+                loss = training.task.training_loss(model, batch)
+            accelerator.backward(loss)
         if accelerator.sync_gradients:
             accelerator.clip_grad_norm_(model.parameters(), training.config["train"]["grad_clip"])
         optimizer.step()

@@ -4,6 +4,7 @@ reaches them through ``TASKS.register(..., checks="tasks.checks:<TASK>")``."""
 
 from harness.config_checks import (
     Rule,
+    Unsupported,
     dropout,
     finite,
     non_negative,
@@ -32,4 +33,8 @@ CAPTIONING: tuple[Rule, ...] = (
     one_of("captioning.decode", *DECODERS),
     positive_int("captioning.beam_size"),
     finite("captioning.length_penalty"),
+    # a per-sample loss: accumulation gives the full batch gradient
+    Unsupported(
+        "train.micro_batch", "for captioning (no in-batch negatives): use train.grad_accum"
+    ),
 )
