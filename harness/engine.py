@@ -28,6 +28,7 @@ from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 
 from harness import gradient_cache, results, schema
+from harness.batching import batch_fields
 from harness.checkpoints import (
     CHECKPOINTS,
     CONFIG_FILE,
@@ -122,6 +123,10 @@ def run(config: Config, task: Task, request: RunRequest, accelerator: Accelerato
         "config": config,
         "training": trained,
         "num_processes": accelerator.num_processes,
+        # the training's layout: an evaluation-only run reports its checkpoint's
+        **batch_fields(
+            config, unwrapped, saved.num_processes if saved else accelerator.num_processes
+        ),
         "mixed_precision": request.mixed_precision,
         "git_commit": results.git_commit(),
         "versions": results.package_versions(),

@@ -73,10 +73,10 @@ class Head(nn.Module):
         tensor = scale_gradient(tensor, 1.0 / self.reference_world_size)
         return all_gather_with_grad(tensor, "sum")
 
-    def negatives_per_query(self, global_batch: int, world: int) -> int:
+    def negatives_per_query(self, global_batch: int, world: int) -> int | None:
         """How many negatives each query's contrastive term sees in a training step with
         ``global_batch`` samples over ``world`` processes (in-batch: the rest of the global
-        batch)."""
+        batch); None for a loss without negatives."""
         return global_batch - 1
 
     @property

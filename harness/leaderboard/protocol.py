@@ -3,8 +3,10 @@
 A protocol is the evaluated split (with the dataset options that change which videos and
 captions it holds, e.g. MSR-VTT's ``test_split=1k-A, train_split=9k``), the training regime when
 it is not fine-tuning (``zero-shot``), the backbone, frames and words per item, the input
-resolution and the caption language. A field nobody stated stays ``None``, and ``None`` differs
-from every value: rows are compared only when their protocols are identical.
+resolution, the caption language and the global training batch (its in-batch negatives: runs
+with different global batches are different experiments). A field nobody stated stays ``None``,
+and ``None`` differs from every value: rows are compared only when their protocols are
+identical.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class Protocol:
     words: int | None = None
     resolution: int | None = None
     language: str | None = None
+    global_batch: int | None = None
 
     def label(self) -> str:
         """One line naming every stated field, e.g. ``split test (test_split=1k-A,
@@ -55,6 +58,7 @@ class Protocol:
             self.words is not None and f"{self.words} words",
             self.resolution is not None and f"{self.resolution} px",
             self.language and f"captions in {self.language}",
+            self.global_batch is not None and f"global batch {self.global_batch}",
         ]
         return " · ".join(part for part in parts if part)
 
@@ -67,8 +71,9 @@ class Protocol:
 
 
 def protocol_of_run(record: Mapping[str, Any]) -> Protocol:
-    """The protocol of a run record (results.json): its ``protocol`` block, and the scalar
-    options of the dataset's config section that are not file names."""
+    """The protocol of a run record (results.json): its ``protocol`` block, the scalar options
+    of the dataset's config section that are not file names, and its ``global_batch`` (records
+    written before that field: the config's ``train.batch_size``, which was the global batch)."""
     described = record["protocol"]
     section = record["config"].get(record["dataset"])
     section = section if isinstance(section, Mapping) else {}
@@ -85,6 +90,9 @@ def protocol_of_run(record: Mapping[str, Any]) -> Protocol:
         frames=described.get("max_frames"),
         words=described.get("max_words"),
         resolution=described.get("image_size"),
+        global_batch=record.get(
+            "global_batch", record["config"].get("train", {}).get("batch_size")
+        ),
     )
 
 
@@ -103,7 +111,7 @@ def protocol_from_yaml(data: Any, where: str) -> Protocol:
     options = data.get("dataset_options") or {}
     if not isinstance(options, Mapping):
         raise ProtocolError(f"{where}: 'protocol.dataset_options' must be a mapping")
-    for key in ("frames", "words", "resolution"):
+    for key in ("frames", "words", "resolution", "global_batch"):
         if key in data and not (isinstance(data[key], int) and not isinstance(data[key], bool)):
             raise ProtocolError(f"{where}: 'protocol.{key}' must be an integer")
     return Protocol(
@@ -115,6 +123,7 @@ def protocol_from_yaml(data: Any, where: str) -> Protocol:
         words=data.get("words"),
         resolution=data.get("resolution"),
         language=_text(data.get("language")),
+        global_batch=data.get("global_batch"),
     )
 
 
