@@ -158,14 +158,15 @@ class Divides(Rule):
         value, total = get_key(config, self.key), get_key(config, self.multiple)
         if value is not None and total % value:
             raise ConfigError(
-                f"config key {self.key!r} ({value}) must divide {self.multiple} ({total})"
+                f"config key {self.key!r} must be a divisor of {self.multiple} ({total}), "
+                f"got {value!r}"
             )
 
 
 @dataclass(frozen=True)
 class Unsupported(Rule):
     """A key that must stay null (unset) where its owner cannot honour it; ``why`` completes
-    "... is not supported ..." (e.g. "for captioning: its loss has no in-batch negatives")."""
+    "must be null ..." (e.g. "for captioning (its loss has no in-batch negatives)")."""
 
     key: str
     why: str
@@ -173,9 +174,7 @@ class Unsupported(Rule):
     def check(self, config: Config) -> None:
         value = get_key(config, self.key)
         if value is not None:
-            raise ConfigError(
-                f"config key {self.key!r} is not supported {self.why}; remove it (got {value!r})"
-            )
+            raise ConfigError(f"config key {self.key!r} must be null {self.why}, got {value!r}")
 
 
 def positive_int(key: str, optional: bool = False) -> IntRange:

@@ -35,6 +35,7 @@ CAPTIONING: tuple[Rule, ...] = (
     finite("captioning.length_penalty"),
     # a per-sample loss: accumulation gives the full batch gradient
     Unsupported(
-        "train.micro_batch", "for captioning (no in-batch negatives): use train.grad_accum"
+        "train.micro_batch",
+        "for captioning (a per-sample loss: train.grad_accum gives the full batch's gradient)",
     ),
 )
