@@ -10,6 +10,7 @@ python run.py --task retrieval --compare emcl,clip4clip,xclip,drl,hmmc
 python run.py --task retrieval --seeds 0,1,2          # one run per seed, mean ± std table
 python run.py --leaderboard                         # regenerate leaderboards/ from the runs
 python run.py --bench similarity                    # tiled vs naive scoring: speed, peak memory
+python run.py --bench memory                        # training-step peak memory vs micro_batch
 """
 
 from __future__ import annotations
@@ -110,12 +111,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="--leaderboard: output folder (default: leaderboards)",
     )
     parser.add_argument(
-        "--bench", choices=("similarity",), help="run a benchmark (benchmarks/<name>.py)"
+        "--bench", choices=("similarity", "memory"), help="run a benchmark (benchmarks/<name>.py)"
     )
     parser.add_argument("--bench-sizes", metavar="N1,N2", help="--bench: N x N cases (1000,5000)")
     parser.add_argument("--bench-methods", metavar="M1,M2", help="--bench: methods to score")
     parser.add_argument("--bench-width", type=int, help="--bench: feature width (512)")
     parser.add_argument("--bench-out", type=Path, help="--bench: json file of the results")
+    parser.add_argument("--bench-encoder", choices=("tiny", "base"), help="--bench memory (tiny)")
+    parser.add_argument("--bench-micro", metavar="M1,M2", help="--bench memory: micro-batches")
     return parser.parse_args(argv)
 
 
@@ -344,17 +347,30 @@ def compare_methods(args: argparse.Namespace) -> int:
 
 
 def run_benchmark(args: argparse.Namespace) -> int:
-    """``--bench similarity``: benchmarks/similarity.py with the given ``--bench-*`` flags."""
-    from benchmarks.similarity import main as similarity
+    """``--bench similarity`` / ``--bench memory``: benchmarks/<name>.py with the given
+    ``--bench-*`` flags (memory: ``--bench-sizes`` is the global batch, ``--bench-methods`` the
+    method)."""
+    if args.bench == "memory":
+        from benchmarks.memory import main
 
-    flags = {
-        "--sizes": args.bench_sizes,
-        "--methods": args.bench_methods,
-        "--width": args.bench_width,
-        "--out": args.bench_out,
-    }
+        flags = {
+            "--encoder": args.bench_encoder,
+            "--batch": args.bench_sizes,
+            "--micro": args.bench_micro,
+            "--method": args.bench_methods,
+            "--out": args.bench_out,
+        }
+    else:
+        from benchmarks.similarity import main
+
+        flags = {
+            "--sizes": args.bench_sizes,
+            "--methods": args.bench_methods,
+            "--width": args.bench_width,
+            "--out": args.bench_out,
+        }
     given = [(flag, value) for flag, value in flags.items() if value is not None]
-    return similarity([str(x) for pair in given for x in pair])
+    return main([str(x) for pair in given for x in pair])
 
 
 def main(argv: list[str] | None = None) -> int:

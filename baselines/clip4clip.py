@@ -9,8 +9,10 @@
 - ``tightTransf``: for every text-video pair the sequence ``[EOT; frames]`` (with position
   embeddings and dropout) runs through a cross transformer; a pooled linear head gives the logit.
   No logit scale. The reference trains it on each process's own batch, without gathering
-  features: :meth:`CLIP4Clip.forward` does the same, so with N processes every loss sees
-  ``train.batch_size / N`` pairs. Evaluation costs one transformer pass per pair of a block.
+  features: :meth:`CLIP4Clip.batch_loss` does the same under ``train.gather_grad`` local or sum,
+  so with N processes every loss sees ``train.batch_size / N`` pairs; under ``global`` it scores
+  the gathered global batch (any process count then trains alike). Evaluation costs one
+  transformer pass per pair of a block.
 
 EMCL plug-in (``method.emcl``, loose types only): the normalised global text vector ``t`` and
 video vector ``v`` of each item are the whole score here, so EMCL replaces it entirely:
@@ -36,7 +38,12 @@ from baselines.common import build_cross_encoder, build_temporal, mean_pooled_vi
 from baselines.emcl_plugin import build_global_emcl, mix_globals
 from harness.config import Config, ConfigError, check_choice
 from harness.encoder import VideoTextEncoder
-from harness.retrieval import Features, RetrievalModel, symmetric_cross_entropy
+from harness.retrieval import (
+    Features,
+    RetrievalModel,
+    split_features,
+    symmetric_cross_entropy,
+)
 from harness.temporal import load_reference_temporal_state
 
 
@@ -49,6 +56,11 @@ class CLIP4Clip(RetrievalModel):
         self.sim_header = method["sim_header"]
         check_choice("method.sim_header", self.sim_header, SIM_HEADERS)
         self.tight = self.sim_header == "tightTransf"
+        if self.tight and config["train"]["reference_world_size"] is not None:
+            raise ConfigError(
+                "config key 'train.reference_world_size' needs a loss on the gathered batch; "
+                "tightTransf scores each process's own pairs: run it on that many processes"
+            )
         self.emcl = build_global_emcl(method)
         if self.tight:
             if self.emcl is not None:
@@ -89,12 +101,18 @@ class CLIP4Clip(RetrievalModel):
         sim = self.similarity(text, video)
         return symmetric_cross_entropy(sim if self.tight else self.logit_scale * sim)
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Training loss; tightTransf scores this process's batch only (reference behaviour)."""
-        if not self.tight:
-            return super().forward(batch)
-        text = self.encode_text(batch["ids"], batch["mask"])
-        return self.loss(text, self.encode_video(batch["pixels"], batch["video_mask"]))
+    def batch_loss(self, features: Features) -> torch.Tensor:
+        """Training loss; tightTransf scores this process's batch only (reference behaviour)
+        unless ``train.gather_grad`` is global."""
+        if self.tight and self.gather_grad != "global":
+            return self.loss(*split_features(features))
+        return super().batch_loss(features)
+
+    def negatives_per_query(self, global_batch: int, world: int) -> int:
+        """In-batch negatives: of this process's batch for tightTransf under local or sum."""
+        if self.tight and self.gather_grad != "global":
+            return global_batch // world - 1
+        return global_batch - 1
 
     def owns_reference_key(self, key: str) -> bool:
         """Whether a non-CLIP key of a reference checkpoint belongs to this model's head."""

@@ -21,12 +21,13 @@ reference: CDCR standardises an exactly constant channel to 0 where the referenc
 (its loss turns NaN, which a randomly initialised encoder can trigger); otherwise they agree.
 
 xti training follows the reference's ``allgather2`` path: features are gathered with gradients
-summed over processes (``train.gather_grad`` does not apply), and each process scores its own
+summed over processes (``train.gather_grad`` local is taken as sum), and each process scores its own
 texts against every video and every text against its own videos, in two cross passes with their
 own dropout draws; both logit sets are multiplied by the logit scale and the targets are the
 positives' global indices (the reference rolls the columns by rank x local batch and takes the
-diagonal, which gives the same values). xti has no CDCR term whatever ``cdcr`` says (the
-reference returns 0 for it).
+diagonal, which gives the same values). Under ``train.gather_grad`` global every process scores
+all rows instead, so that any process count trains like one. xti has no CDCR term whatever
+``cdcr`` says (the reference returns 0 for it).
 
 EMCL plug-in (``method.emcl``, :mod:`baselines.emcl_plugin`): the global vectors are DRL's dp
 vectors (normalised EOT token; normalised masked mean of normalised frames). With ``dp`` they
@@ -174,9 +175,16 @@ class DRL(RetrievalModel):
     def __init__(self, encoder: VideoTextEncoder, config: Config) -> None:
         method = config["method"]
         _check_options(method)
-        # xti gathers with the reference's allgather2 (gradients summed over processes).
+        # xti gathers with the reference's allgather2 (gradients summed over processes), and
+        # under "global" scores the whole global batch on every process.
         xti = method["interaction"] == "xti"
-        super().__init__(encoder, "sum" if xti else config["train"]["gather_grad"])
+        gather = config["train"]["gather_grad"]
+        super().__init__(encoder, "sum" if xti and gather == "local" else gather)
+        if xti and config["train"]["reference_world_size"] is not None:
+            raise ConfigError(
+                "config key 'train.reference_world_size' needs a loss that every process "
+                "computes alike; xti scores each process's own rows: run it on that many processes"
+            )
         self.interaction = method["interaction"]
         self.cdcr = method["cdcr"]
         self.aggregator = build_temporal(encoder, method["agg_module"], method["temporal_layers"])
@@ -263,8 +271,10 @@ class DRL(RetrievalModel):
 
         Each direction runs its own cross pass, texts first, so dropout draws as the reference.
         """
-        size = text["tokens"].shape[0] // world_size()
-        own = slice(rank() * size, (rank() + 1) * size)
+        # "global": every process scores all rows, as one process does
+        world, this_rank = (1, 0) if self.gather_grad == "global" else (world_size(), rank())
+        size = text["tokens"].shape[0] // world
+        own = slice(this_rank * size, (this_rank + 1) * size)
         target = torch.arange(own.start, own.stop, device=text["tokens"].device)
         local_text = {k: v[own] for k, v in text.items()}
         local_video = {k: v[own] for k, v in video.items()}

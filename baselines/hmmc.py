@@ -9,7 +9,8 @@ is a constant ``s`` (100). Training, on the global batch:
 ``L = w_vtm [CE(s S_v) + CE(s S_v^T)] + w_ftm mean_f [CE(s S_f) + CE(s S_f^T)]`` with
 ``S_v = cos(q, v)`` and ``S_f = cos(q, V_f)`` (no 1/2 factor). Inference:
 ``S = cos(q, v) + mean(top-k_f cos(q, V_f))`` (returned without ``s``, which scales both terms).
-HMMC's gather sums gradients over processes: its config sets ``train.gather_grad: sum``.
+HMMC's gather sums gradients over processes: its config sets ``train.gather_grad: sum``, which
+for this loss is the same as ``global``.
 
 ``momentum_contrast`` trains with the pre-training machinery of METHODS §5.3 instead: momentum
 copies of the encoder, temporal module and frame projector (``m``), queues of past keys, and the
@@ -152,7 +153,7 @@ class HMMC(RetrievalModel):
         super().__init__(encoder, config["train"]["gather_grad"])
         method = config["method"]
         max_frames = config["data"]["max_frames"]
-        _check_options(method, max_frames)
+        _check_options(method, max_frames, config["train"])
         self.scale = method["logit_scale"]
         # The scale is a constant; keep CLIP's learnt one out of the optimizer and DDP.
         encoder.logit_scale.requires_grad_(False)
@@ -254,6 +255,10 @@ class HMMC(RetrievalModel):
             return super().forward(batch)
         return self._momentum_loss(batch)
 
+    def negatives_per_query(self, global_batch: int, world: int) -> int:
+        """In-batch: the rest of the global batch; with ``momentum_contrast``: the queue."""
+        return self.queue_size if self.momentum_contrast else global_batch - 1
+
     def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
         """(online, momentum) module pairs that :func:`momentum_update` averages."""
         pairs = [(self.encoder, self.encoder_k), (self.v_projector, self.v_projector_k)]
@@ -311,8 +316,16 @@ class HMMC(RetrievalModel):
         self.queue_ptr[0] = (ptr + batch) % self.queue_size
 
 
-def _check_options(method: Mapping, max_frames: int) -> None:
+def _check_options(method: Mapping, max_frames: int, train: Mapping) -> None:
     """One-line ConfigErrors for settings HMMC cannot run with."""
+    if method["momentum_contrast"]:
+        for key in ("micro_batch", "reference_world_size"):
+            if train[key] is not None:
+                raise ConfigError(
+                    f"config key 'train.{key}' is not supported with method.momentum_contrast "
+                    "(its momentum encoders and batch-normalised projector run inside each "
+                    "process's loss); remove it"
+                )
     if method["use_temp"] and max_frames > method["frame_positions"]:
         raise ConfigError(
             f"config key 'data.max_frames' ({max_frames}) exceeds HMMC's "

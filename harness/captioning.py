@@ -20,6 +20,10 @@ IGNORE = -100
 class CaptioningModel(Head):
     """Shared encoder, a method's video pieces, ``memory_norm`` and the caption decoder."""
 
+    def negatives_per_query(self, global_batch: int, world: int) -> None:
+        """None: the captioning loss is per sample, with no negatives."""
+        return None
+
     def build_decoder(
         self, vocab_size: int, decoder_layers: int, dropout: float, max_len: int
     ) -> None:

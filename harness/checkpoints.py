@@ -40,13 +40,15 @@ CONFIG_FILE = "config.yaml"
 _PREFIX = "step_"
 # What --resume may change, and applies: the length of the schedule (the warmup-cosine is
 # rebuilt over the new total), how checkpoints are kept, where data is read from, how it is
-# loaded (same values, other speed), and the evaluation after training. Any other change is
+# loaded (same values, other speed), the gradient cache's chunk (same gradient, other memory:
+# a run may continue on a smaller device), and the evaluation after training. Any other change is
 # refused: the optimizer state, the RNG streams and the data order belong to the saved run.
 RESUME_APPLIES = (
     "train.epochs",
     "train.checkpoint_every",
     "train.keep_checkpoints",
     "train.log_every",
+    "train.micro_batch",
     "data.root",
     "data.video_root",
     "data.num_workers",

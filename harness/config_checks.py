@@ -26,7 +26,7 @@ BAD_VIDEO_POLICIES = ("error", "skip")
 FRAME_CACHE_MODES = ("auto", "read", "off")
 ENCODER_SIZES = ("tiny", "base")
 OPTIMIZERS = ("adamw", "bertadam")
-GATHER_MODES = ("local", "sum")
+GATHER_MODES = ("global", "local", "sum")
 TIE_RULES = ("honest", "reference")
 SELECT_ON = ("last", "val", "test")  # harness.selection.SELECT_ON
 AGGREGATORS = ("meanP", "seqLSTM", "seqTransf")  # temporal modules over frame features
@@ -193,6 +193,37 @@ def subset_of(key: str, *options: str) -> SubsetOf:
     return SubsetOf(key, options)
 
 
+@dataclass(frozen=True)
+class Divides(Rule):
+    """When set, the value of ``key`` divides the value of ``multiple`` (e.g. a process count
+    and the global batch it splits)."""
+
+    key: str
+    multiple: str
+
+    def check(self, config: Config) -> None:
+        value, total = get_key(config, self.key), get_key(config, self.multiple)
+        if value is not None and total % value:
+            raise ConfigError(
+                f"config key {self.key!r} must be a divisor of {self.multiple} ({total}), "
+                f"got {value!r}"
+            )
+
+
+@dataclass(frozen=True)
+class Unsupported(Rule):
+    """A key that must stay null (unset) where its owner cannot honour it; ``why`` completes
+    "must be null ..." (e.g. "for captioning (its loss has no in-batch negatives)")."""
+
+    key: str
+    why: str
+
+    def check(self, config: Config) -> None:
+        value = get_key(config, self.key)
+        if value is not None:
+            raise ConfigError(f"config key {self.key!r} must be null {self.why}, got {value!r}")
+
+
 def positive_int(key: str, optional: bool = False) -> IntRange:
     """An integer >= 1 (or null when ``optional``): counts, sizes, depths."""
     return IntRange(key, 1, optional=optional)
@@ -308,6 +339,9 @@ HARNESS: tuple[Rule, ...] = (
     positive("train.grad_clip"),  # a max norm of 0 would zero every gradient
     positive_int("train.grad_accum"),
     one_of("train.gather_grad", *GATHER_MODES),
+    positive_int("train.micro_batch", optional=True),  # null: the whole batch in one chunk
+    positive_int("train.reference_world_size", optional=True),
+    Divides("train.reference_world_size", "train.batch_size"),
     positive_int("train.checkpoint_every"),  # optimizer steps between checkpoints
     positive_int("train.keep_checkpoints"),  # --resume needs at least the newest
     positive_int("train.log_every"),  # optimizer steps between loss read-backs

@@ -1,24 +1,30 @@
 """Collectives that the engine and the heads need beyond what Accelerate offers.
 
-Two all-gathers that carry gradients (METHODS §0.5):
+All-gathers that carry gradients (METHODS §0.5), by ``train.gather_grad``:
 - ``"local"``: the backward returns only this rank's slice of the incoming gradient, as in
-  CLIP4Clip, X-CLIP, DRL and EMCL-Net. With DDP averaging this gives (1/world) times the
-  single-device gradient of the global-batch loss.
-- ``"sum"``: the backward sums the gradient over ranks before slicing (HMMC's diffdist,
-  ``torch.distributed.nn.functional.all_gather``). With DDP averaging this equals the
-  single-device gradient.
+  CLIP4Clip, X-CLIP, DRL and EMCL-Net. With DDP averaging the parameters that act through the
+  gathered features get (1/world) times the single-device gradient of the global-batch loss;
+  those that act only in the loss (the logit scale, X-CLIP's matrices) get all of it.
+- ``"sum"``: the backward sums the gradient over ranks before slicing (HMMC's diffdist). With
+  DDP averaging this equals the single-device gradient wherever every rank computes the same
+  loss.
+- ``"global"``: the same backward as ``"sum"``; the word also tells the methods whose reference
+  loss is per process (CLIP4Clip's tightTransf, DRL's xti) to compute it on the global batch, so
+  that any process count applies the single-device gradient.
+:func:`scale_gradient` before a summing gather gives the local convention of any other process
+count (``train.reference_world_size``); :func:`average_gradients` is DDP's averaging for a
+backward that runs outside DDP's forward (the gradient cache).
 And an index-ordered gather for evaluation that removes sharding padding, so that metrics do not
 depend on the number of processes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 import torch.distributed as dist
-import torch.distributed.nn.functional as dist_fn
 
 from harness.config_checks import GATHER_MODES
 
@@ -46,6 +52,24 @@ class _GatherLocalGrad(torch.autograd.Function):
         return grad[ctx.rank * ctx.size : (ctx.rank + 1) * ctx.size]
 
 
+class _GatherSumGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
+        ctx.rank, ctx.size = rank(), tensor.shape[0]
+        parts = [torch.empty_like(tensor) for _ in range(world_size())]
+        dist.all_gather(parts, tensor.contiguous())
+        return torch.cat(parts, dim=0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        # An all-reduce of the whole gradient, then this rank's slice. torch's summing gather
+        # (torch.distributed.nn) reduces by all-to-all on gloo, which returned wrong sums in
+        # tests while DDP reduced its buckets in the same backward.
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)
+        return grad[ctx.rank * ctx.size : (ctx.rank + 1) * ctx.size]
+
+
 def all_gather_with_grad(tensor: torch.Tensor, mode: str = "local") -> torch.Tensor:
     """Concatenate ``tensor`` (B, ...) from every rank along dim 0 -> (world*B, ...).
 
@@ -56,9 +80,43 @@ def all_gather_with_grad(tensor: torch.Tensor, mode: str = "local") -> torch.Ten
         return tensor
     if mode == "local":
         return _GatherLocalGrad.apply(tensor)
-    if mode == "sum":
-        return torch.cat(dist_fn.all_gather(tensor.contiguous()), dim=0)
+    if mode in ("sum", "global"):
+        return _GatherSumGrad.apply(tensor)
     raise ValueError(f"train.gather_grad must be one of {GATHER_MODES}, got {mode!r}")
+
+
+class _ScaleGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor, factor: float) -> torch.Tensor:
+        ctx.factor = factor
+        return tensor.view_as(tensor)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return grad * ctx.factor, None
+
+
+def scale_gradient(tensor: torch.Tensor, factor: float) -> torch.Tensor:
+    """``tensor`` unchanged in the forward; its gradient multiplied by ``factor`` in the
+    backward."""
+    return _ScaleGrad.apply(tensor, factor)
+
+
+def average_gradients(parameters: Iterable[torch.nn.Parameter]) -> None:
+    """Replace every ``.grad`` of ``parameters`` by its mean over ranks, as DDP does after a
+    backward (one all-reduce of the flattened gradients). No-op on one process."""
+    if world_size() == 1:
+        return
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= world_size()
+    offset = 0
+    for grad in grads:
+        grad.copy_(flat[offset : offset + grad.numel()].view_as(grad))
+        offset += grad.numel()
 
 
 def gather_by_index(

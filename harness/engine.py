@@ -19,7 +19,8 @@ from rich.console import Console
 from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 
-from harness import results, schema
+from harness import gradient_cache, results, schema
+from harness.batching import batch_fields
 from harness.checkpoints import (
     CHECKPOINTS,
     CONFIG_FILE,
@@ -151,6 +152,10 @@ def run(config: Config, task: Task, request: RunRequest, accelerator: Accelerato
         "training": trained,
         **({"selection": selection} if selection is not None else {}),
         "num_processes": accelerator.num_processes,
+        # the training's layout: an evaluation-only run reports its checkpoint's
+        **batch_fields(
+            config, unwrapped, saved.num_processes if saved else accelerator.num_processes
+        ),
         "mixed_precision": request.mixed_precision,
         "git_commit": results.git_commit(),
         "versions": results.package_versions(),
@@ -392,13 +397,20 @@ def _epoch_batches(loader: DataLoader, epoch: int, skip: int) -> Iterable[Any]:
 
 
 def _step(training: _Training, batch: Any) -> torch.Tensor:
-    """One batch: forward, backward and, on an accumulation boundary, the clipped optimizer
-    step and one schedule step; returns the loss."""
+    """One batch: forward, backward (through the gradient cache under ``train.micro_batch``)
+    and, on an accumulation boundary, the clipped optimizer step and one schedule step; returns
+    the loss."""
     accelerator, model, optimizer = training.accelerator, training.model, training.optimizer
+    micro_batch = training.config["train"]["micro_batch"]
     with accelerator.accumulate(model):
-        with accelerator.autocast():
-            loss = training.task.training_loss(model, model_input(batch))
-        accelerator.backward(loss)
+        if micro_batch is not None:
+            loss = gradient_cache.forward_backward(
+                accelerator, model, model_input(batch), micro_batch
+            )
+        else:
+            with accelerator.autocast():
+                loss = training.task.training_loss(model, model_input(batch))
+            accelerator.backward(loss)
         if accelerator.sync_gradients:
             accelerator.clip_grad_norm_(model.parameters(), training.config["train"]["grad_clip"])
         optimizer.step()

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from harness.distributed import all_gather_with_grad
 from harness.heads import Head, symmetric_cross_entropy
 
 if TYPE_CHECKING:
@@ -96,11 +95,15 @@ class QAModel(Head):
         question = question / question.norm(dim=-1, keepdim=True)
         return symmetric_cross_entropy(self.logit_scale * question @ video.t())
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Training loss of a local batch (ids, mask, pixels, video_mask, label): the sample
-        features and labels are gathered over processes, so both terms see the global batch."""
-        features = {**self.sample_features(batch), "label": batch["label"]}
-        gathered = {k: all_gather_with_grad(v, self.gather_grad) for k, v in features.items()}
+    def per_sample_features(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """:meth:`sample_features` of a local batch (ids, mask, pixels, video_mask, label) and
+        its labels."""
+        return {**self.sample_features(batch), "label": batch["label"]}
+
+    def batch_loss(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Answer cross-entropy plus the weighted contrastive term; the sample features and
+        labels are gathered over processes first, so both terms see the global batch."""
+        gathered = {k: self.gather(v) for k, v in features.items()}
         labels = gathered.pop("label")
         video, question = self.pool(gathered)
         logits, joint = self.answer_logits(video, question)

@@ -1,19 +1,19 @@
 """The contract of a retrieval method: features per modality, a block scorer and a loss.
 
 A method subclasses :class:`RetrievalModel`. Training calls ``model(batch)`` (so DDP sees a
-forward): local features are all-gathered with gradients and the method's ``loss`` sees the
-global batch. Evaluation calls ``encode_text``/``encode_video`` on shards and ``similarity`` on
-blocks (see :mod:`harness.similarity`).
+forward): ``encode_text``/``encode_video`` give the local features (per sample: the gradient
+cache runs them in chunks), which are all-gathered with gradients, and the method's ``loss``
+sees the global batch. Evaluation calls ``encode_text``/``encode_video`` on shards and
+``similarity`` on blocks (see :mod:`harness.similarity`).
 """
 
 from __future__ import annotations
 
 import torch
 
-from harness.distributed import all_gather_with_grad
 from harness.heads import Head, symmetric_cross_entropy
 
-__all__ = ["Features", "RetrievalModel", "symmetric_cross_entropy"]
+__all__ = ["Features", "RetrievalModel", "split_features", "symmetric_cross_entropy"]
 
 Features = dict[str, torch.Tensor]
 
@@ -40,10 +40,27 @@ class RetrievalModel(Head):
         """Training loss on the global batch (text i matches video i)."""
         raise NotImplementedError
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Training loss of a local batch, with features gathered over processes."""
+    def per_sample_features(self, batch: dict[str, torch.Tensor]) -> Features:
+        """The text features under ``text.<name>`` and the video features under
+        ``video.<name>`` of a local batch (ids, mask, pixels, video_mask)."""
         text = self.encode_text(batch["ids"], batch["mask"])
         video = self.encode_video(batch["pixels"], batch["video_mask"])
-        text = {k: all_gather_with_grad(v, self.gather_grad) for k, v in text.items()}
-        video = {k: all_gather_with_grad(v, self.gather_grad) for k, v in video.items()}
+        return {
+            **{f"{TEXT}{k}": v for k, v in text.items()},
+            **{f"{VIDEO}{k}": v for k, v in video.items()},
+        }
+
+    def batch_loss(self, features: Features) -> torch.Tensor:
+        """:meth:`loss` of the gathered global batch."""
+        text, video = split_features({k: self.gather(v) for k, v in features.items()})
         return self.loss(text, video)
+
+
+TEXT, VIDEO = "text.", "video."
+
+
+def split_features(features: Features) -> tuple[Features, Features]:
+    """:meth:`RetrievalModel.per_sample_features` back into the text and video features."""
+    text = {k.removeprefix(TEXT): v for k, v in features.items() if k.startswith(TEXT)}
+    video = {k.removeprefix(VIDEO): v for k, v in features.items() if k.startswith(VIDEO)}
+    return text, video

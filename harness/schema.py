@@ -47,6 +47,16 @@ class ResultsRecord(TypedDict):
     training: dict[str, Any] | str
     selection: NotRequired[dict[str, Any]]  # training runs: the evaluated epoch and how chosen
     num_processes: int
+    # the training batch (harness/batching.py): processes and the batch of each, the gradient
+    # cache's chunk (null: none), the global batch, the negatives of each query's contrastive
+    # term (null: none), the gradient convention and the reference process count it reproduces
+    world_size: int
+    per_device_batch: int
+    micro_batch: int | None
+    global_batch: int
+    negatives_per_query: int | None
+    gather_grad: str
+    reference_world_size: int | None
     mixed_precision: str
     git_commit: str | None
     versions: dict[str, str]

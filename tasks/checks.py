@@ -4,6 +4,7 @@ reaches them through ``TASKS.register(..., checks="tasks.checks:<TASK>")``."""
 
 from harness.config_checks import (
     Rule,
+    Unsupported,
     dropout,
     finite,
     non_negative,
@@ -38,4 +39,9 @@ CAPTIONING: tuple[Rule, ...] = (
     one_of("captioning.decode", *DECODERS),
     positive_int("captioning.beam_size"),
     finite("captioning.length_penalty"),
+    # a per-sample loss: accumulation gives the full batch gradient
+    Unsupported(
+        "train.micro_batch",
+        "for captioning (a per-sample loss: train.grad_accum gives the full batch's gradient)",
+    ),
 )

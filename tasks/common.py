@@ -172,10 +172,13 @@ class VideoTask(Task):
         return kept
 
     def build_model(self) -> nn.Module:
-        """The registered method ``method.name`` of this task on the shared encoder."""
+        """The registered method ``method.name`` of this task on the shared encoder, with the
+        run's ``train.reference_world_size``."""
         encoder = build_encoder_for(self.config, self.tokenizer)
         method_cls = METHODS.get(self.config["task"], self.config["method"]["name"])
-        return self.make_method(method_cls, encoder)
+        model = self.make_method(method_cls, encoder)
+        model.reference_world_size = self.config["train"]["reference_world_size"]
+        return model
 
     def make_method(self, method_cls: type[nn.Module], encoder: VideoTextEncoder) -> nn.Module:
         """``method_cls`` built on ``encoder`` with the arguments this task gives its methods."""

@@ -14,7 +14,7 @@ import yaml
 from conftest import FIXTURES, REPO_ROOT
 from transformers import CLIPModel
 
-import harness.retrieval
+import harness.heads
 from baselines.checkpoints import load_reference_checkpoint
 from baselines.clip4clip import CLIP4Clip
 from harness.config import ConfigError
@@ -50,7 +50,7 @@ def run_config(name: str, **method) -> dict:
     """A run config with the yaml defaults of method ``name``, golden shapes and ``method``."""
     settings = method_defaults(name) | {"temporal_layers": LAYERS} | method
     return {
-        "train": {"gather_grad": "local"},
+        "train": {"gather_grad": "local", "micro_batch": None, "reference_world_size": None},
         "method": settings,
         "eval": {"block_size": 32},
         "data": {"max_words": MAX_WORDS, "max_frames": MAX_FRAMES},
@@ -190,7 +190,7 @@ def test_only_loose_types_gather_over_processes(monkeypatch):
     """tightTransf trains on the local batch, as the reference; loose types on the gathered one.
     A fake two-process gather (the batch twice) makes the difference visible."""
     monkeypatch.setattr(
-        harness.retrieval, "all_gather_with_grad", lambda t, mode: torch.cat((t, t.flip(0)))
+        harness.heads, "all_gather_with_grad", lambda t, mode: torch.cat((t, t.flip(0)))
     )
     for sim_header in ("meanP", "tightTransf"):
         g = golden(f"clip4clip_{sim_header}.npz")

@@ -62,7 +62,11 @@ def config(max_frames: int = FRAMES, **method) -> dict:
     defaults = copy.deepcopy(YAML["method"])
     return {
         "method": {**defaults, "temporal_layers": 2, "temporal_heads": 2, **method},
-        "train": {"gather_grad": YAML["train"]["gather_grad"]},
+        "train": {
+            "gather_grad": YAML["train"]["gather_grad"],
+            "micro_batch": None,
+            "reference_world_size": None,
+        },
         "eval": {"block_size": 32},
         "data": {"max_frames": max_frames},
     }

@@ -3,11 +3,12 @@
 A protocol is the evaluated split (with the dataset options that change which videos and
 captions it holds, e.g. MSR-VTT's ``test_split=1k-A, train_split=9k``), the training regime when
 it is not fine-tuning (``zero-shot``), the backbone, frames and words per item, the input
-resolution and the caption language, how the evaluated checkpoint was selected (``selection``:
-the split its epoch was chosen on, ``None`` for the last epoch) and the post-processing of the
-scores (``postprocessing``: a ``metrics_postprocessed`` name, ``None`` for the raw scores). A
-field nobody stated stays ``None``, and ``None`` differs from every value: rows are compared
-only when their protocols are identical.
+resolution, the caption language, the global training batch (its in-batch negatives: runs
+with different global batches are different experiments), how the evaluated checkpoint was
+selected (``selection``: the split its epoch was chosen on, ``None`` for the last epoch) and the
+post-processing of the scores (``postprocessing``: a ``metrics_postprocessed`` name, ``None`` for
+the raw scores). A field nobody stated stays ``None``, and ``None`` differs from every value:
+rows are compared only when their protocols are identical.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class Protocol:
     language: str | None = None
     selection: str | None = None
     postprocessing: str | None = None
+    global_batch: int | None = None
 
     def label(self, postprocessings: Mapping[str, str] | None = None) -> str:
         """One line naming every stated field, e.g. ``split test (test_split=1k-A,
@@ -68,6 +70,7 @@ class Protocol:
             self.postprocessing
             and "post-processing: "
             + (postprocessings or {}).get(self.postprocessing, self.postprocessing),
+            self.global_batch is not None and f"global batch {self.global_batch}",
         ]
         return " · ".join(part for part in parts if part)
 
@@ -80,10 +83,12 @@ class Protocol:
 
 
 def protocol_of_run(record: Mapping[str, Any]) -> Protocol:
-    """The protocol of a run record (results.json): its ``protocol`` block, and the scalar
-    options of the dataset's config section that are not file names. A zero-shot record
-    (``training: zero-shot``) states that regime and drops the options that choose training
-    data (named ``train*``), as the reported zero-shot rows do."""
+    """The protocol of a run record (results.json): its ``protocol`` block, the scalar options
+    of the dataset's config section that are not file names, and its ``global_batch`` (records
+    written before that field: the config's ``train.batch_size``, which was the global batch).
+    A zero-shot record (``training: zero-shot``) states that regime, has no training batch and
+    drops the options that choose training data (named ``train*``), as the reported zero-shot
+    rows do."""
     described = record["protocol"]
     section = record["config"].get(record["dataset"])
     section = section if isinstance(section, Mapping) else {}
@@ -104,6 +109,9 @@ def protocol_of_run(record: Mapping[str, Any]) -> Protocol:
         words=described.get("max_words"),
         resolution=described.get("image_size"),
         selection=selection_of(record),
+        global_batch=None
+        if zero_shot
+        else record.get("global_batch", record["config"].get("train", {}).get("batch_size")),
     )
 
 
@@ -135,7 +143,7 @@ def protocol_from_yaml(data: Any, where: str) -> Protocol:
     options = data.get("dataset_options") or {}
     if not isinstance(options, Mapping):
         raise ProtocolError(f"{where}: 'protocol.dataset_options' must be a mapping")
-    for key in ("frames", "words", "resolution"):
+    for key in ("frames", "words", "resolution", "global_batch"):
         if key in data and not (isinstance(data[key], int) and not isinstance(data[key], bool)):
             raise ProtocolError(f"{where}: 'protocol.{key}' must be an integer")
     return Protocol(
@@ -149,6 +157,7 @@ def protocol_from_yaml(data: Any, where: str) -> Protocol:
         language=_text(data.get("language")),
         selection=_text(data.get("selection")),
         postprocessing=_text(data.get("postprocessing")),
+        global_batch=data.get("global_batch"),
     )
 
 
