@@ -10,6 +10,7 @@ python run.py --task retrieval --compare emcl,clip4clip,xclip,drl,hmmc
 python run.py --task retrieval --seeds 0,1,2          # one run per seed, mean ± std table
 python run.py --leaderboard                         # regenerate leaderboards/ from the runs
 python run.py --bench similarity                    # tiled vs naive scoring: speed, peak memory
+python run.py --bench train                         # step overhead, data wait, loader clips/s
 """
 
 from __future__ import annotations
@@ -105,11 +106,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="--leaderboard: output folder (default: leaderboards)",
     )
     parser.add_argument(
-        "--bench", choices=("similarity",), help="run a benchmark (benchmarks/<name>.py)"
+        "--bench",
+        choices=("similarity", "train"),
+        help="run a benchmark (benchmarks/similarity.py, benchmarks/train_step.py)",
     )
-    parser.add_argument("--bench-sizes", metavar="N1,N2", help="--bench: N x N cases (1000,5000)")
-    parser.add_argument("--bench-methods", metavar="M1,M2", help="--bench: methods to score")
-    parser.add_argument("--bench-width", type=int, help="--bench: feature width (512)")
+    parser.add_argument(
+        "--bench-sizes", metavar="N1,N2", help="--bench similarity: N x N cases (1000,5000)"
+    )
+    parser.add_argument(
+        "--bench-methods", metavar="M1,M2", help="--bench similarity: methods to score"
+    )
+    parser.add_argument("--bench-width", type=int, help="--bench similarity: feature width (512)")
+    parser.add_argument(
+        "--bench-steps", type=int, help="--bench train: steps per timed engine/bare block (2)"
+    )
+    parser.add_argument(
+        "--bench-videos", type=int, help="--bench train: generated videos per loader shape (8)"
+    )
     parser.add_argument("--bench-out", type=Path, help="--bench: json file of the results")
     return parser.parse_args(argv)
 
@@ -335,17 +348,24 @@ def compare_methods(args: argparse.Namespace) -> int:
 
 
 def run_benchmark(args: argparse.Namespace) -> int:
-    """``--bench similarity``: benchmarks/similarity.py with the given ``--bench-*`` flags."""
-    from benchmarks.similarity import main as similarity
+    """``--bench similarity`` (benchmarks/similarity.py) or ``--bench train``
+    (benchmarks/train_step.py, with the ``-o`` overrides) with the given ``--bench-*`` flags."""
+    if args.bench == "similarity":
+        from benchmarks.similarity import main
 
-    flags = {
-        "--sizes": args.bench_sizes,
-        "--methods": args.bench_methods,
-        "--width": args.bench_width,
-        "--out": args.bench_out,
-    }
-    given = [(flag, value) for flag, value in flags.items() if value is not None]
-    return similarity([str(x) for pair in given for x in pair])
+        flags = [
+            ("--sizes", args.bench_sizes),
+            ("--methods", args.bench_methods),
+            ("--width", args.bench_width),
+        ]
+    else:
+        from benchmarks.train_step import main
+
+        flags = [("--steps", args.bench_steps), ("--videos", args.bench_videos)]
+        flags += [("-o", override) for override in args.overrides]
+    flags.append(("--out", args.bench_out))
+    given = [(flag, value) for flag, value in flags if value is not None]
+    return main([str(x) for pair in given for x in pair])
 
 
 def main(argv: list[str] | None = None) -> int:
