@@ -378,9 +378,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         list_registered()
         return 0
-    if args.bench:
-        return run_benchmark(args)
     try:
+        if args.bench:
+            return run_benchmark(args)
         if args.leaderboard:
             from harness.leaderboard import regenerate
 

@@ -47,8 +47,9 @@ def bf16_support(device: torch.device) -> str | None:
 
 
 def gemm_peaks(device: torch.device, size: int | None = None) -> dict[str, Any]:
-    """``{"fp32_tflops", "bf16_tflops" (None where unsupported), "bf16_on", "size", "threads"}``
-    measured on ``device`` with ``size`` x ``size`` matrices (default: SIZE of the device type)."""
+    """``{"fp32_tflops", "bf16_tflops" (None where unsupported), "bf16_on", "tf32", "size",
+    "threads"}`` measured on ``device`` with ``size`` x ``size`` matrices (default: SIZE of the
+    device type); ``tf32``: whether CUDA fp32 matmuls may run in TF32 (None on a CPU)."""
     size = size or SIZE[device.type]
     repeats = REPEATS[device.type]
     bf16_on = bf16_support(device)
@@ -56,6 +57,7 @@ def gemm_peaks(device: torch.device, size: int | None = None) -> dict[str, Any]:
         "fp32_tflops": matmul_tflops(device, torch.float32, size, repeats),
         "bf16_tflops": matmul_tflops(device, torch.bfloat16, size, repeats) if bf16_on else None,
         "bf16_on": bf16_on,
+        "tf32": torch.backends.cuda.matmul.allow_tf32 if device.type == "cuda" else None,
         "size": size,
         "threads": torch.get_num_threads(),
     }

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from benchmarks.train_step import main
+from tests.cli import run_cli
 
 
 def test_bench_train_writes_every_figure(tmp_path: Path, capsys) -> None:
@@ -40,3 +41,12 @@ def test_bench_train_writes_every_figure(tmp_path: Path, capsys) -> None:
     assert result["loader"]["real"]["sampling"]["image_size"] == 224
     printed = capsys.readouterr().out
     assert "GEMM peak" in printed and "workers for 366 clips/s" in printed
+
+
+def test_bad_override_is_one_clear_error() -> None:
+    done = run_cli("--bench", "train", "-o", "train.nope=1")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "error: unknown config key 'train.nope' in -o train.nope=1: run `python run.py "
+        "--show-config` to list the keys"
+    ]
