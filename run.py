@@ -11,6 +11,7 @@ python run.py --task retrieval --seeds 0,1,2          # one run per seed, mean Â
 python run.py --leaderboard                         # regenerate leaderboards/ from the runs
 python run.py --bench similarity                    # tiled vs naive scoring: speed, peak memory
 python run.py --bench memory                        # training-step peak memory vs micro_batch
+python run.py --bench train                         # step overhead, data wait, loader clips/s
 """
 
 from __future__ import annotations
@@ -111,11 +112,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="--leaderboard: output folder (default: leaderboards)",
     )
     parser.add_argument(
-        "--bench", choices=("similarity", "memory"), help="run a benchmark (benchmarks/<name>.py)"
+        "--bench",
+        choices=("similarity", "memory", "train"),
+        help="run a benchmark (benchmarks/similarity.py, memory.py, train_step.py)",
     )
-    parser.add_argument("--bench-sizes", metavar="N1,N2", help="--bench: N x N cases (1000,5000)")
-    parser.add_argument("--bench-methods", metavar="M1,M2", help="--bench: methods to score")
-    parser.add_argument("--bench-width", type=int, help="--bench: feature width (512)")
+    parser.add_argument(
+        "--bench-sizes",
+        metavar="N1,N2",
+        help="--bench similarity: N x N cases (1000,5000); memory: global batch",
+    )
+    parser.add_argument(
+        "--bench-methods",
+        metavar="M1,M2",
+        help="--bench similarity: methods to score; memory: the method",
+    )
+    parser.add_argument("--bench-width", type=int, help="--bench similarity: feature width (512)")
+    parser.add_argument(
+        "--bench-steps", type=int, help="--bench train: steps per timed engine/bare block (2)"
+    )
+    parser.add_argument(
+        "--bench-videos", type=int, help="--bench train: generated videos per loader shape (8)"
+    )
     parser.add_argument("--bench-out", type=Path, help="--bench: json file of the results")
     parser.add_argument("--bench-encoder", choices=("tiny", "base"), help="--bench memory (tiny)")
     parser.add_argument("--bench-micro", metavar="M1,M2", help="--bench memory: micro-batches")
@@ -347,29 +364,33 @@ def compare_methods(args: argparse.Namespace) -> int:
 
 
 def run_benchmark(args: argparse.Namespace) -> int:
-    """``--bench similarity`` / ``--bench memory``: benchmarks/<name>.py with the given
-    ``--bench-*`` flags (memory: ``--bench-sizes`` is the global batch, ``--bench-methods`` the
-    method)."""
-    if args.bench == "memory":
-        from benchmarks.memory import main
-
-        flags = {
-            "--encoder": args.bench_encoder,
-            "--batch": args.bench_sizes,
-            "--micro": args.bench_micro,
-            "--method": args.bench_methods,
-            "--out": args.bench_out,
-        }
-    else:
+    """``--bench similarity``, ``--bench memory`` (``--bench-sizes`` is the global batch,
+    ``--bench-methods`` the method) or ``--bench train`` (with the ``-o`` overrides):
+    benchmarks/<name>.py with the given ``--bench-*`` flags."""
+    if args.bench == "similarity":
         from benchmarks.similarity import main
 
-        flags = {
-            "--sizes": args.bench_sizes,
-            "--methods": args.bench_methods,
-            "--width": args.bench_width,
-            "--out": args.bench_out,
-        }
-    given = [(flag, value) for flag, value in flags.items() if value is not None]
+        flags = [
+            ("--sizes", args.bench_sizes),
+            ("--methods", args.bench_methods),
+            ("--width", args.bench_width),
+        ]
+    elif args.bench == "memory":
+        from benchmarks.memory import main
+
+        flags = [
+            ("--encoder", args.bench_encoder),
+            ("--batch", args.bench_sizes),
+            ("--micro", args.bench_micro),
+            ("--method", args.bench_methods),
+        ]
+    else:
+        from benchmarks.train_step import main
+
+        flags = [("--steps", args.bench_steps), ("--videos", args.bench_videos)]
+        flags += [("-o", override) for override in args.overrides]
+    flags.append(("--out", args.bench_out))
+    given = [(flag, value) for flag, value in flags if value is not None]
     return main([str(x) for pair in given for x in pair])
 
 
@@ -383,9 +404,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         list_registered()
         return 0
-    if args.bench:
-        return run_benchmark(args)
     try:
+        if args.bench:
+            return run_benchmark(args)
         if args.leaderboard:
             from harness.leaderboard import regenerate
 

@@ -196,7 +196,7 @@ def _load_weights(model: torch.nn.Module, checkpoint: Path) -> None:
 
 
 @dataclass
-class _Training:
+class Training:
     """The prepared objects of one training run, and where it writes its checkpoints."""
 
     config: Config
@@ -223,7 +223,9 @@ def _train(
     exactly as the run it resumes would have continued; returns the model (with the selected
     epoch's weights, :mod:`harness.selection`) and the record's ``training`` and ``selection``
     fields."""
-    training, steps_per_epoch = _prepare(config, task, model, accelerator, request.output_dir)
+    training, steps_per_epoch = prepare_training(
+        config, task, model, accelerator, request.output_dir
+    )
     training.selector = selector_for(config, task)
     total_steps = steps_per_epoch * config["train"]["epochs"]
     start = TrainerState(0, 0, 0, total_steps, accelerator.num_processes, request.mixed_precision)
@@ -261,9 +263,9 @@ def _train(
     return training.model, trained, {**asdict(selector.state), "checkpoint": best.as_posix()}
 
 
-def _prepare(
+def prepare_training(
     config: Config, task: Task, model: torch.nn.Module, accelerator: Accelerator, out: Path
-) -> tuple[_Training, int]:
+) -> tuple[Training, int]:
     """The task's loader, the optimizer and its schedule, prepared by Accelerate; with the
     optimizer steps of one epoch."""
     train_cfg = config["train"]
@@ -288,11 +290,11 @@ def _prepare(
     )
     prepared = accelerator.prepare(model, optimizer, *([scheduler] if scheduler else []))
     scheduler = prepared[2] if scheduler else None
-    training = _Training(config, task, accelerator, *prepared[:2], scheduler, loader, out)
+    training = Training(config, task, accelerator, *prepared[:2], scheduler, loader, out)
     return training, steps_per_epoch
 
 
-def _epochs(training: _Training, start: TrainerState, monitor: TrainMonitor) -> TrainerState:
+def _epochs(training: Training, start: TrainerState, monitor: TrainMonitor) -> TrainerState:
     """Run the epochs from ``start`` on, with a checkpoint every ``train.checkpoint_every``
     optimizer steps and at every epoch end; returns the state after the last step."""
     state = start
@@ -302,7 +304,7 @@ def _epochs(training: _Training, start: TrainerState, monitor: TrainMonitor) -> 
         skip = start.batches_done if epoch == start.epoch else 0
         batches = monitor.batches(_epoch_batches(training.loader, epoch, skip))
         for done, batch in enumerate(batches, start=skip + 1):
-            loss = _step(training, batch)
+            loss = train_step(training, batch)
             if not training.accelerator.sync_gradients:
                 continue
             training.task.after_step(training.accelerator.unwrap_model(training.model))
@@ -337,7 +339,7 @@ def _per_process_batch(batch_size: int, processes: int) -> int:
 
 
 def _resume(
-    training: _Training, request: RunRequest, saved: TrainerState, total_steps: int
+    training: Training, request: RunRequest, saved: TrainerState, total_steps: int
 ) -> TrainerState:
     """Load checkpoint ``request.checkpoint`` (model, optimizer, scheduler, every RNG state)
     into the prepared objects; returns the state training continues from, with this run's
@@ -396,7 +398,7 @@ def _epoch_batches(loader: DataLoader, epoch: int, skip: int) -> Iterable[Any]:
     return batches if first is None else itertools.chain([first], batches)
 
 
-def _step(training: _Training, batch: Any) -> torch.Tensor:
+def train_step(training: Training, batch: Any) -> torch.Tensor:
     """One batch: forward, backward (through the gradient cache under ``train.micro_batch``)
     and, on an accumulation boundary, the clipped optimizer step and one schedule step; returns
     the loss."""
@@ -425,7 +427,7 @@ def _lr(optimizer: torch.optim.Optimizer) -> float:
     return max(group["lr"] for group in optimizer.param_groups)
 
 
-def _checkpoint(training: _Training, state: TrainerState) -> None:
+def _checkpoint(training: Training, state: TrainerState) -> None:
     """Save checkpoint ``state`` with the config and the task's files, then the run folder's
     config.yaml (for people; resume and evaluation read the checkpoint's own)."""
     config = training.config
