@@ -35,7 +35,14 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-METHODS = {"emcl": "EMCL-Net", "xclip": "X-CLIP", "drl": "DRL (WTI)", "hmmc": "HMMC"}
+METHODS = {
+    "emcl": "EMCL-Net",
+    "clip4clip": "CLIP4Clip (meanP)",
+    "xclip": "X-CLIP",
+    "drl": "DRL (WTI)",
+    "hmmc": "HMMC",
+    "clip2video": "CLIP2Video",
+}
 # A 5k x 5k token x frame case takes 8-15 min alone on 2 cores, so by default sizes above
 # ALL_METHODS_UP_TO run only X-CLIP (the largest per-pair intermediate: an L x F matrix and its
 # softmax temporaries) and HMMC (frame-level, cheap, and its naive case still fits).
@@ -50,6 +57,8 @@ PAIR_FLOATS = {
     "xclip": lambda L, F, D: 5 * L * F,  # the L x F similarities and their softmax temporaries
     "drl": lambda L, F, D: 3 * L * F,  # the similarities and their two masked products
     "hmmc": lambda L, F, D: 3 * F,  # frame cosines and the top-k values and indices
+    "clip4clip": lambda L, F, D: 1,  # one cosine per pair
+    "clip2video": lambda L, F, D: 2,  # the global and the TAB cosines
 }
 WORKER_MODULE = "benchmarks.similarity_case"
 DEFAULT_OUT = Path("runs/bench/similarity.json")
@@ -208,8 +217,10 @@ def measure(
 
 
 def _public(record: dict[str, Any]) -> dict[str, Any]:
-    """The json part of one case's record: seconds, pairs/s, MiB, or why it did not run."""
-    out = {k: record[k] for k in ("wall_s", "pairs_per_s", "error", "skipped") if k in record}
+    """The json part of one case's record: seconds (per run), pairs/s, runs timed, MiB, or why it
+    did not run."""
+    keys = ("wall_s", "pairs_per_s", "runs", "error", "skipped")
+    out = {k: record[k] for k in keys if k in record}
     for key in ("peak_bytes", "estimate_bytes"):
         if key in record:
             out[key.removesuffix("bytes") + "mib"] = record[key] / MIB

@@ -21,7 +21,6 @@ from harness.metrics import (
 )
 from harness.retrieval import RetrievalModel
 from harness.samplers import GroupedRoundSampler
-from harness.similarity import blocked_similarity
 from harness.task import EvalOutput
 from tasks.common import VideoTask, train_dataloader
 
@@ -79,7 +78,7 @@ class RetrievalTask(VideoTask):
             lambda b: model.encode_video(b["pixels"], b["video_mask"]),
             **encode,
         )
-        sim = blocked_similarity(model.similarity, text, video, cfg["block_size"])
+        sim = model.score(text, video, cfg["block_size"])
         one_to_one = pairs.caption_video == list(range(pairs.num_videos))
         ties = cfg["ties"]
         postprocessed: dict[str, Any] = {}
