@@ -3,11 +3,13 @@
     python run.py --bench similarity [--bench-sizes 1000,5000] [--bench-methods xclip,drl]
     python -m benchmarks.similarity [--sizes 1000,5000] [--methods ...] [--width 512] [--out FILE]
 
-For each method (EMCL-Net, X-CLIP, DRL with WTI, HMMC: the real heads with random weights, width
-512, 12 frames, 32 words by default) and each size N, N random texts are scored against N random
-videos (features in the layout of the method's own encoders), every case in a fresh process:
+For each method (EMCL-Net, CLIP4Clip meanP, X-CLIP, DRL with WTI, HMMC, CLIP2Video: the real
+heads with random weights, width 512, 12 frames, 32 words by default) and each size N, N random
+texts are scored against N random videos (features in the layout of the method's own encoders,
+each item prepared once by the method's ``prepare_text``/``prepare_video``), every case in a
+fresh process:
 
-- tiled: `blocked_similarity` with the method's evaluation block (``eval.block_size``);
+- tiled: `blocked_similarity` with the method's evaluation block (``eval.block_size`` of its yaml);
 - naive: the method's scorer called once on the full feature sets, so its whole
   (texts x videos x words x frames)-style intermediate exists at once. It is skipped, with the
   reason, when its estimated peak exceeds ``--naive-ram-fraction`` of the machine's RAM;
