@@ -17,6 +17,9 @@ from harness.temporal import MASK_BIAS, build_aggregator, init_from_clip_text
 
 # EMCL hyper-parameters a config section may set (harness.emcl.EMCL's keyword arguments).
 EMCL_KEYS = ("k", "stage_num", "momentum", "lamd", "beta")
+# (text, video) pairs per cross-encoder pass at evaluation: each pair holds a (1 + F, D) sequence
+# through every layer, so a large scoring block is cut into passes of about this many pairs.
+CROSS_PAIRS_PER_PASS = 1024
 
 
 def normalize(x: torch.Tensor) -> torch.Tensor:
@@ -78,9 +81,20 @@ class CrossEncoder(nn.Module):
         """text (A, D) EOT features, frames (B, F, D), mask (B, F) -> logits (A, B).
 
         Pairs are laid out text-major (row ``i * B + j``), as the reference builds them, so a
-        seeded dropout draws the same mask. Raises ConfigError when ``1 + F`` exceeds the
-        position table.
+        seeded dropout draws the same mask. In eval mode, where pairs are independent, the texts
+        go through in groups of about :data:`CROSS_PAIRS_PER_PASS` pairs, so memory does not
+        grow with the scoring block. Raises ConfigError when ``1 + F`` exceeds the position table.
         """
+        texts_per_pass = max(1, CROSS_PAIRS_PER_PASS // frames.shape[0])
+        if self.training or text.shape[0] <= texts_per_pass:
+            return self._pair_logits(text, frames, mask)
+        chunks = torch.split(text, texts_per_pass)
+        return torch.cat([self._pair_logits(chunk, frames, mask) for chunk in chunks])
+
+    def _pair_logits(
+        self, text: torch.Tensor, frames: torch.Tensor, mask: torch.Tensor
+    ) -> torch.Tensor:
+        """The logits (A, B) of every pair in one pass (see :meth:`forward`)."""
         a, (b, f, d) = text.shape[0], frames.shape
         positions = self.encoder.position_embeddings.weight
         if f + 1 > positions.shape[0]:

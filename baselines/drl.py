@@ -40,7 +40,6 @@ is unchanged. xti scores are cross-encoder logits with no global part, so it ref
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import torch
 from torch import nn
@@ -108,10 +107,11 @@ def eot_tokens(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return tokens[torch.arange(tokens.shape[0], device=tokens.device), eot]
 
 
-def global_vectors(text: Features, video: Features) -> tuple[torch.Tensor, torch.Tensor]:
-    """DRL's dp vectors: ``norm(EOT)`` (Bt, D) and ``norm(masked mean of norm(frames))`` (Bv, D)."""
-    t = normalize(eot_tokens(text["tokens"], text["mask"]))
-    return t, mean_pooled_video(video["frames"], video["video_mask"])
+def masked_softmax(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """WTI weights: logits (B, N, 1) of a weight head, mask (B, N) -> softmax over the real
+    positions (B, N), 0 at padding."""
+    logits = logits.squeeze(-1).masked_fill(mask == 0, float("-inf"))
+    return torch.softmax(logits, dim=-1)
 
 
 def token_frame_similarity(
@@ -214,31 +214,49 @@ class DRL(RetrievalModel):
         frames = self.encoder.encode_frames(pixels).cls.float()
         return {"frames": self.aggregator(frames, video_mask), "video_mask": video_mask}
 
-    def _weights(self, text: Features, video: Features) -> tuple[torch.Tensor, torch.Tensor]:
-        """WTI softmax weights over real tokens (A, L) and real frames (B, F), computed from the
-        unnormalised features."""
-        t_logit = self.text_weight_fc(text["tokens"]).squeeze(-1)
-        v_logit = self.video_weight_fc(video["frames"]).squeeze(-1)
-        t_logit = t_logit.masked_fill(text["mask"] == 0, float("-inf"))
-        v_logit = v_logit.masked_fill(video["video_mask"] == 0, float("-inf"))
-        return torch.softmax(t_logit, dim=-1), torch.softmax(v_logit, dim=-1)
+    def prepare_text(self, text: Features) -> Features:
+        """Per-text parts: ``{"global": (B, D) norm(EOT), "mask": (B, L)}``, plus ``"tokens_hat"``
+        (B, L, D) normalised tokens (ti, wti) and ``"weight"`` (B, L) the WTI softmax over real
+        tokens (wti). xti scores the features as they come."""
+        if self.interaction == "xti":
+            return text
+        tokens, mask = text["tokens"], text["mask"]
+        out = {"global": normalize(eot_tokens(tokens, mask)), "mask": mask}
+        if self.interaction != "dp":
+            out["tokens_hat"] = normalize(tokens)
+        if self.interaction == "wti":
+            out["weight"] = masked_softmax(self.text_weight_fc(tokens), mask)
+        return out
 
-    def _scores(self, text: Features, video: Features) -> tuple[torch.Tensor, dict[str, Any]]:
-        """Interaction scores (A, B) without scale, and what CDCR needs."""
-        t, v = global_vectors(text, video)
-        parts: dict[str, Any] = {"t": t, "v": v}
+    def prepare_video(self, video: Features) -> Features:
+        """Per-video parts: ``{"global": (B, D) dp video vector, "video_mask": (B, F)}``, plus
+        ``"frames_hat"`` (B, F, D) normalised frames (ti, wti) and ``"weight"`` (B, F) the WTI
+        softmax over real frames (wti). xti scores the features as they come."""
+        if self.interaction == "xti":
+            return video
+        frames, mask = video["frames"], video["video_mask"]
+        out = {"global": mean_pooled_video(frames, mask), "video_mask": mask}
+        if self.interaction != "dp":
+            out["frames_hat"] = normalize(frames)
+        if self.interaction == "wti":
+            out["weight"] = masked_softmax(self.video_weight_fc(frames), mask)
+        return out
+
+    def _scores(self, text: Features, video: Features) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Interaction scores (A, B) of prepared features without scale, and the token x frame
+        cosines (A, B, L, F) for CDCR (None for dp)."""
+        t, v = text["global"], video["global"]
+        sims = None
         if self.interaction == "dp":
             scores = t @ v.t()
         else:
-            t_hat, v_hat = normalize(text["tokens"]), normalize(video["frames"])
-            sims = token_frame_similarity(t_hat, text["mask"], v_hat, video["video_mask"])
-            weights = self._weights(text, video) if self.interaction == "wti" else (None, None)
-            scores = tokenwise_scores(sims, text["mask"], video["video_mask"], *weights)
-            parts.update(t_hat=t_hat, v_hat=v_hat, sims=sims, weights=weights)
+            t_mask, v_mask = text["mask"], video["video_mask"]
+            sims = token_frame_similarity(text["tokens_hat"], t_mask, video["frames_hat"], v_mask)
+            scores = tokenwise_scores(sims, t_mask, v_mask, text.get("weight"), video.get("weight"))
         if self.global_emcl is not None and self.global_emcl.applies:
             em_scores = self.global_emcl(t, v)
             scores = em_scores if self.interaction == "dp" else (scores + em_scores) / 2.0
-        return scores, parts
+        return scores, sims
 
     def _cross_logits(self, text: Features, video: Features) -> torch.Tensor:
         """xti logits (Bt, Bv): the cross encoder on every (EOT token, frames) pair."""
@@ -246,7 +264,7 @@ class DRL(RetrievalModel):
         return self.cross(sentences, video["frames"], video["video_mask"])
 
     def similarity(self, text: Features, video: Features) -> torch.Tensor:
-        """Scores (Bt, Bv) of one block, without the logit scale."""
+        """Scores (Bt, Bv) of one block of prepared features, without the logit scale."""
         if self.interaction == "xti":
             return self._cross_logits(text, video)
         return self._scores(text, video)[0]
@@ -256,10 +274,11 @@ class DRL(RetrievalModel):
         this process's rows of it (the whole loss on one process)."""
         if self.interaction == "xti":
             return self._xti_loss(text, video)
-        scores, parts = self._scores(text, video)
+        text, video = self.prepare_text(text), self.prepare_video(video)
+        scores, sims = self._scores(text, video)
         loss = symmetric_cross_entropy(self.logit_scale * scores)
         if self.cdcr:
-            corr = self._cdcr_correlation(text, video, parts)
+            corr = self._cdcr_correlation(text, video, sims)
             loss = loss + self.cdcr_lambda * decorrelation_loss(
                 corr, self.cdcr_alpha1, self.cdcr_alpha2
             )
@@ -287,12 +306,13 @@ class DRL(RetrievalModel):
         )
 
     def _cdcr_correlation(
-        self, text: Features, video: Features, parts: dict[str, Any]
+        self, text: Features, video: Features, sims: torch.Tensor | None
     ) -> torch.Tensor:
-        """The (D, D) cross-correlation of the configured CDCR variant on the global batch."""
-        if self.interaction == "dp":
-            return cross_correlation(parts["t"], parts["v"])
-        t_hat, v_hat = parts["t_hat"], parts["v_hat"]
+        """The (D, D) cross-correlation of the configured CDCR variant on the global batch of
+        prepared features; ``sims`` (B, B, L, F) the token x frame cosines (None for dp)."""
+        if sims is None:
+            return cross_correlation(text["global"], video["global"])
+        t_hat, v_hat = text["tokens_hat"], video["frames_hat"]
         t_mask, v_mask = text["mask"], video["video_mask"]
         rows = torch.arange(t_hat.shape[0], device=t_hat.device)
         if self.cdcr == 1:
@@ -300,7 +320,7 @@ class DRL(RetrievalModel):
             t_pick = torch.randint_like(t_count, _RANDOM_INDEX_RANGE) % t_count
             v_pick = torch.randint_like(v_count, _RANDOM_INDEX_RANGE) % v_count
             return cross_correlation(t_hat[rows, t_pick], v_hat[rows, v_pick])
-        pair = parts["sims"][rows, rows]  # (B, L, F): text i against its own video
+        pair = sims[rows, rows]  # (B, L, F): text i against its own video
         best_frame = pair.max(dim=-1).indices[:, :, None]  # (B, L, 1)
         best_token = pair.max(dim=-2).indices[:, :, None]  # (B, F, 1)
         t_valid, v_valid = t_mask.bool(), v_mask.bool()
@@ -310,7 +330,7 @@ class DRL(RetrievalModel):
         pairs_v = (v_hat[v_valid], token_of_frame[v_valid])
         if self.cdcr == 2:
             return (cross_correlation(*pairs_t) + cross_correlation(*pairs_v)) / 2.0
-        t_weight, v_weight = parts["weights"]
+        t_weight, v_weight = text["weight"], video["weight"]
         batch = float(t_hat.shape[0])
         c_t = cross_correlation(*pairs_t, weight=t_weight[t_valid], denom=batch)
         c_v = cross_correlation(*pairs_v, weight=v_weight[v_valid], denom=batch)

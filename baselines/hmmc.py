@@ -219,20 +219,32 @@ class HMMC(RetrievalModel):
         frames = self.encoder.encode_frames(pixels).cls.float()
         return {"video": video_vector(frames, self.temporal), "frames": frames}
 
+    def prepare_text(self, text: Features) -> Features:
+        """``{"query": (B, D)}``: the normalised EOT feature."""
+        return {"query": normalize(text["sentence"])}
+
+    def prepare_video(self, video: Features) -> Features:
+        """``{"video": (B, D)}`` the normalised video vector, plus ``"frames"`` (B, F, D) the
+        normalised frame features when the frame term is on."""
+        out = {"video": normalize(video["video"])}
+        if self.use_frame_fea:
+            out["frames"] = normalize(video["frames"])
+        return out
+
     def _video_scores(self, text: Features, video: Features) -> torch.Tensor:
-        """Video-level cosines (A, B), through EMCL when it applies."""
-        q, v = normalize(text["sentence"]), normalize(video["video"])
+        """Video-level cosines (A, B) of prepared features, through EMCL when it applies."""
+        q, v = text["query"], video["video"]
         if self.global_emcl is not None and self.global_emcl.applies:
             return self.global_emcl(q, v)
         return q @ v.t()
 
     def _frame_cosines(self, text: Features, video: Features) -> torch.Tensor:
-        """cos(q_a, V_{b,f}) as (A, B, F)."""
-        q = normalize(text["sentence"])
-        return torch.einsum("ad,bfd->abf", q, normalize(video["frames"]))
+        """cos(q_a, V_{b,f}) as (A, B, F), of prepared features."""
+        return torch.einsum("ad,bfd->abf", text["query"], video["frames"])
 
     def similarity(self, text: Features, video: Features) -> torch.Tensor:
-        """``cos(q, v) + mean(top-k frame cosines)`` (Bt, Bv), without the scale."""
+        """``cos(q, v) + mean(top-k frame cosines)`` (Bt, Bv) of prepared features, without the
+        scale."""
         scores = self._video_scores(text, video)
         if self.use_frame_fea:
             top = self._frame_cosines(text, video).topk(self.top_frames, dim=-1).values
@@ -241,6 +253,7 @@ class HMMC(RetrievalModel):
 
     def loss(self, text: Features, video: Features) -> torch.Tensor:
         """``w_vtm (CE + CE^T)(s S_v) + w_ftm mean_f (CE + CE^T)(s S_f)`` on the global batch."""
+        text, video = self.prepare_text(text), self.prepare_video(video)
         s = self.logit_scale
         loss = self.weight_vtm * two_way_cross_entropy(s * self._video_scores(text, video))
         if self.use_frame_fea:

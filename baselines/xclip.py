@@ -118,8 +118,14 @@ class XCLIP(RetrievalModel):
             "video_mask": video_mask,
         }
 
+    def prepare_text(self, text: Features) -> Features:
+        """The features plus ``"local_words"`` (B, L, D): the words through the AOSM word matrix,
+        once per text rather than once per scoring block."""
+        return {**text, "local_words": text["words"] @ self.local_mat_weight}
+
     def similarity(self, text: Features, video: Features) -> torch.Tensor:
-        """``(VS + VW + SF + FW) / 4`` (Bt, Bv), without the logit scale. Memory O(Bt Bv L F)."""
+        """``(VS + VW + SF + FW) / 4`` (Bt, Bv) of prepared features, without the logit scale.
+        Memory O(Bt Bv L F)."""
         sentence, words = text["sentence"], text["words"]
         frames = video["frames"]
         word_keep = text["word_mask"][:, None, :] if self.mask_padding else None  # (Bt, 1, L)
@@ -138,18 +144,19 @@ class XCLIP(RetrievalModel):
             self.tau,
             frame_keep,
         )
-        frame_word = self.frame_word(words, frames, word_keep, frame_keep)
+        frame_word = self.frame_word(text["local_words"], frames, word_keep, frame_keep)
         return (video_sentence + video_word + sentence_frame + frame_word) / 4
 
     def frame_word(
         self,
-        words: torch.Tensor,
+        local_words: torch.Tensor,
         frames: torch.Tensor,
         word_keep: torch.Tensor | None,
         frame_keep: torch.Tensor | None,
     ) -> torch.Tensor:
-        """AOSM: words (Bt, L, D), frames (Bv, F, D), masks (Bt, 1, L) / (1, Bv, F) -> (Bt, Bv)."""
-        sims = torch.einsum("tld,vfd->tvlf", words @ self.local_mat_weight, frames)
+        """AOSM: words through the word matrix (Bt, L, D), frames (Bv, F, D), masks (Bt, 1, L) /
+        (1, Bv, F) -> (Bt, Bv)."""
+        sims = torch.einsum("tld,vfd->tvlf", local_words, frames)
         per_frame = attend(  # attention over words, one value per frame: (Bt, Bv, F)
             sims.transpose(-1, -2), self.word_mat_weight, self.tau, inner(word_keep)
         )
@@ -160,7 +167,7 @@ class XCLIP(RetrievalModel):
 
     def loss(self, text: Features, video: Features) -> torch.Tensor:
         """Symmetric cross-entropy on ``logit_scale * S`` over the global batch."""
-        return symmetric_cross_entropy(self.logit_scale * self.similarity(text, video))
+        return symmetric_cross_entropy(self.logit_scale * self.score(text, video))
 
     def owns_reference_key(self, key: str) -> bool:
         """Whether a non-CLIP key of a reference checkpoint belongs to this model's head."""

@@ -3,11 +3,13 @@
     python run.py --bench similarity [--bench-sizes 1000,5000] [--bench-methods xclip,drl]
     python -m benchmarks.similarity [--sizes 1000,5000] [--methods ...] [--width 512] [--out FILE]
 
-For each method (EMCL-Net, X-CLIP, DRL with WTI, HMMC: the real heads with random weights, width
-512, 12 frames, 32 words by default) and each size N, N random texts are scored against N random
-videos (features in the layout of the method's own encoders), every case in a fresh process:
+For each method (EMCL-Net, CLIP4Clip meanP, X-CLIP, DRL with WTI, HMMC, CLIP2Video: the real
+heads with random weights, width 512, 12 frames, 32 words by default) and each size N, N random
+texts are scored against N random videos (features in the layout of the method's own encoders,
+each item prepared once by the method's ``prepare_text``/``prepare_video``), every case in a
+fresh process:
 
-- tiled: `blocked_similarity` with the method's evaluation block (``eval.block_size``);
+- tiled: `blocked_similarity` with the method's evaluation block (``eval.block_size`` of its yaml);
 - naive: the method's scorer called once on the full feature sets, so its whole
   (texts x videos x words x frames)-style intermediate exists at once. It is skipped, with the
   reason, when its estimated peak exceeds ``--naive-ram-fraction`` of the machine's RAM;
@@ -35,7 +37,14 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-METHODS = {"emcl": "EMCL-Net", "xclip": "X-CLIP", "drl": "DRL (WTI)", "hmmc": "HMMC"}
+METHODS = {
+    "emcl": "EMCL-Net",
+    "clip4clip": "CLIP4Clip (meanP)",
+    "xclip": "X-CLIP",
+    "drl": "DRL (WTI)",
+    "hmmc": "HMMC",
+    "clip2video": "CLIP2Video",
+}
 # A 5k x 5k token x frame case takes 8-15 min alone on 2 cores, so by default sizes above
 # ALL_METHODS_UP_TO run only X-CLIP (the largest per-pair intermediate: an L x F matrix and its
 # softmax temporaries) and HMMC (frame-level, cheap, and its naive case still fits).
@@ -50,6 +59,8 @@ PAIR_FLOATS = {
     "xclip": lambda L, F, D: 5 * L * F,  # the L x F similarities and their softmax temporaries
     "drl": lambda L, F, D: 3 * L * F,  # the similarities and their two masked products
     "hmmc": lambda L, F, D: 3 * F,  # frame cosines and the top-k values and indices
+    "clip4clip": lambda L, F, D: 1,  # one cosine per pair
+    "clip2video": lambda L, F, D: 2,  # the global and the TAB cosines
 }
 WORKER_MODULE = "benchmarks.similarity_case"
 DEFAULT_OUT = Path("runs/bench/similarity.json")
@@ -208,8 +219,10 @@ def measure(
 
 
 def _public(record: dict[str, Any]) -> dict[str, Any]:
-    """The json part of one case's record: seconds, pairs/s, MiB, or why it did not run."""
-    out = {k: record[k] for k in ("wall_s", "pairs_per_s", "error", "skipped") if k in record}
+    """The json part of one case's record: seconds (per run), pairs/s, runs timed, MiB, or why it
+    did not run."""
+    keys = ("wall_s", "pairs_per_s", "runs", "error", "skipped")
+    out = {k: record[k] for k in keys if k in record}
     for key in ("peak_bytes", "estimate_bytes"):
         if key in record:
             out[key.removesuffix("bytes") + "mib"] = record[key] / MIB

@@ -135,14 +135,33 @@ def _with_aggregates(
     return grouped
 
 
+def split_protocol(
+    records: Mapping[str, Mapping[str, Any]],
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The ``protocol`` fields every record shares, and ``{field: {method: value}}`` of those
+    that differ between methods (e.g. ``eval_block``, which each method's yaml sets)."""
+    protocols = {method: record.get("protocol") or {} for method, record in records.items()}
+    fields = sorted({field for protocol in protocols.values() for field in protocol})
+    shared, by_method = {}, {}
+    for field in fields:
+        values = {method: protocol.get(field) for method, protocol in protocols.items()}
+        if len({json.dumps(value, sort_keys=True) for value in values.values()}) == 1:
+            shared[field] = next(iter(values.values()))
+        else:
+            by_method[field] = values
+    return shared, by_method
+
+
 def write_compare(folder: Path, records: Mapping[str, Mapping[str, Any]]) -> None:
     """Write ``compare.json`` and ``compare.md`` into ``folder`` (atomically)."""
     columns, rows = compare_rows(records)
     first = next(iter(records.values()))
+    shared, by_method = split_protocol(records)
     payload = {
         "task": first["task"],
         "dataset": first["dataset"],
-        "protocol": first.get("protocol"),
+        "protocol": shared,
+        "protocol_by_method": by_method,
         "runs": {label: label for label in records},
         "columns": columns,
         "rows": rows,
@@ -165,9 +184,12 @@ def write_compare(folder: Path, records: Mapping[str, Mapping[str, Any]]) -> Non
         "Bold: the best value of a metric column among single runs (highest, or lowest for "
         "ranks). mean ± std: over the seeds of a method (sample standard deviation).",
         "",
-        f"protocol: `{json.dumps(first.get('protocol'), sort_keys=True)}`",
+        f"protocol: `{json.dumps(shared, sort_keys=True)}`",
         "",
     ]
+    for field, values in by_method.items():
+        listed = ", ".join(f"{method} `{json.dumps(value)}`" for method, value in values.items())
+        lines += [f"per method, {field}: {listed}", ""]
     results.atomic_write_text(folder / "compare.md", "\n".join(lines))
 
 

@@ -3,8 +3,11 @@
 A method subclasses :class:`RetrievalModel`. Training calls ``model(batch)`` (so DDP sees a
 forward): ``encode_text``/``encode_video`` give the local features (per sample: the gradient
 cache runs them in chunks), which are all-gathered with gradients, and the method's ``loss``
-sees the global batch. Evaluation calls ``encode_text``/``encode_video`` on shards and
-``similarity`` on blocks (see :mod:`harness.similarity`).
+sees the global batch. Evaluation calls ``encode_text``/``encode_video`` on shards, then
+:meth:`score`: ``prepare_text``/``prepare_video`` once per item (the per-item parts of the
+score, such as normalised tokens or learnt weights) and ``similarity`` on blocks of the
+prepared features (see :mod:`harness.similarity`), so that no per-item work is repeated for
+every tile.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import torch
 
 from harness.heads import Head, symmetric_cross_entropy
+from harness.similarity import blocked_similarity
 
 __all__ = ["Features", "RetrievalModel", "split_features", "symmetric_cross_entropy"]
 
@@ -32,12 +36,32 @@ class RetrievalModel(Head):
         """Per-video features from pixels (B, F, 3, H, W) and mask (B, F)."""
         raise NotImplementedError
 
+    def prepare_text(self, text: Features) -> Features:
+        """The per-text parts of the score from ``encode_text`` features (batch-first, one row
+        per text), computed once per text before scoring; by default the features themselves."""
+        return text
+
+    def prepare_video(self, video: Features) -> Features:
+        """The per-video parts of the score from ``encode_video`` features (batch-first, one row
+        per video), computed once per video before scoring; by default the features themselves."""
+        return video
+
     def similarity(self, text: Features, video: Features) -> torch.Tensor:
-        """Evaluation scores (Bt, Bv) of a block, without the logit scale."""
+        """Evaluation scores (Bt, Bv) of a block of prepared features (``prepare_text`` /
+        ``prepare_video`` outputs), without the logit scale."""
         raise NotImplementedError
 
+    def score(self, text: Features, video: Features, block: int | None = None) -> torch.Tensor:
+        """Scores (Nt, Nv) of ``encode_text``/``encode_video`` features: each item prepared once,
+        then ``similarity`` on ``block`` x ``block`` tiles (None: one call on everything)."""
+        text, video = self.prepare_text(text), self.prepare_video(video)
+        if block is None:
+            return self.similarity(text, video)
+        return blocked_similarity(self.similarity, text, video, block)
+
     def loss(self, text: Features, video: Features) -> torch.Tensor:
-        """Training loss on the global batch (text i matches video i)."""
+        """Training loss on the global batch (text i matches video i) of ``encode_text`` /
+        ``encode_video`` features (not prepared: a loss that scores them prepares them)."""
         raise NotImplementedError
 
     def per_sample_features(self, batch: dict[str, torch.Tensor]) -> Features:

@@ -23,8 +23,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.similarity import BlockScorer, Features, blocked_similarity
+from harness.similarity import Features
 from tasks.postprocessing import Matrices, PostProcess
+
+# the method's tiled scoring (RetrievalModel.score): texts, videos, block -> (T, V) scores
+Score = Callable[[Features, Features, int], torch.Tensor]
 
 # relative change (of a row's largest score) below which two scores count as equal: float32
 # scores re-computed in other blocks or batches differ in their last bits only
@@ -56,7 +59,7 @@ def _verdict(change: float, key: str) -> dict[str, Any]:
 
 
 def query_independence(
-    scorer: BlockScorer,
+    score: Score,
     text: Features,
     video: Features,
     block: int,
@@ -71,7 +74,7 @@ def query_independence(
     if num < 2:
         return {"queries": num, "removed": 0}
     kept = np.arange(0, num, 2)
-    alone = blocked_similarity(scorer, pick(text, kept), video, block).float().cpu().numpy()
+    alone = score(pick(text, kept), video, block).float().cpu().numpy()
     report: dict[str, Any] = {"queries": len(kept), "removed": num - len(kept)}
     report[RAW] = _verdict(row_change(full[kept], alone), "independent")
     for name, (t2v, _) in post(alone).items():
@@ -80,14 +83,14 @@ def query_independence(
 
 
 def gallery_order(
-    scorer: BlockScorer, text: Features, video: Features, block: int, full: np.ndarray, seed: int
+    score: Score, text: Features, video: Features, block: int, full: np.ndarray, seed: int
 ) -> dict[str, Any]:
     """``{"queries", "invariant", "max_change"}``: the first ``2 * block`` queries (at most)
     scored against the gallery in the order ``default_rng(seed).permutation``, against their rows
     of ``full`` (T, V)."""
     rows = np.arange(min(len(full), 2 * block))
     order = np.random.default_rng(seed).permutation(full.shape[1])
-    shuffled = blocked_similarity(scorer, pick(text, rows), pick(video, order), block)
+    shuffled = score(pick(text, rows), pick(video, order), block)
     restored = np.empty((len(rows), full.shape[1]), dtype=np.float64)
     restored[:, order] = shuffled.float().cpu().numpy()
     return {"queries": len(rows), **_verdict(row_change(full[rows], restored), "invariant")}

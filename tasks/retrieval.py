@@ -21,7 +21,6 @@ from harness.metrics import (
 from harness.metrics.postprocess import QB_NORM
 from harness.retrieval import Features, RetrievalModel
 from harness.samplers import GroupedRoundSampler
-from harness.similarity import blocked_similarity
 from harness.task import EvalOutput
 from tasks import integrity, postprocessing
 from tasks.common import VideoTask, train_dataloader
@@ -105,13 +104,13 @@ class RetrievalTask(VideoTask):
             device=next(model.parameters()).device,
             num_workers=self.config["data"]["num_workers"],
         )
-        return blocked_similarity(model.similarity, bank, video, cfg["block_size"]).cpu().numpy()
+        return model.score(bank, video, cfg["block_size"]).cpu().numpy()
 
     def evaluate(self, model: RetrievalModel) -> EvalOutput:
         cfg = self.config["eval"]
         pairs = self.test_pairs
         text, video = self._encode(model, pairs, cfg["batch_size"], None)
-        sim = blocked_similarity(model.similarity, text, video, cfg["block_size"])
+        sim = model.score(text, video, cfg["block_size"])
         one_to_one = pairs.caption_video == list(range(pairs.num_videos))
         ties = cfg["ties"]
         # the post-processings follow the reference, which applies them to one-to-one sets only
@@ -141,10 +140,10 @@ class RetrievalTask(VideoTask):
         }
         checks = {
             "query_independence": integrity.query_independence(
-                model.similarity, text, video, cfg["block_size"], raw, post, matrices
+                model.score, text, video, cfg["block_size"], raw, post, matrices
             ),
             "gallery_order": integrity.gallery_order(
-                model.similarity, text, video, cfg["block_size"], raw, self.config["seed"]
+                model.score, text, video, cfg["block_size"], raw, self.config["seed"]
             ),
             "eval_batch": integrity.eval_batch(
                 lambda batch, count: self._encode(model, pairs, batch, count),

@@ -204,3 +204,26 @@ def test_best_value_of_each_metric_column_follows_its_direction():
     rows = [["a", 20.0, 4.0, 1.0], ["b", 25.0, 5.0, 0.5], ["c", 25.0, 3.0, 2.0]]
     # R@1: highest wins (a tie marks both); MdR: lowest wins; train minutes are no metric
     assert best_cells("retrieval", columns, rows) == {(1, 1), (2, 1), (2, 2)}
+
+
+def test_protocol_fields_that_differ_are_listed_per_method(tmp_path):
+    import tasks  # noqa: F401  (registers the result specs)
+    from harness.compare import write_compare
+
+    def record(block: int) -> dict:
+        protocol = {"split": "test", "max_frames": 12, "eval_block": block}
+        metrics = {"t2v": {"R@1": 20.0}}
+        return {
+            "task": "retrieval",
+            "dataset": "synthvtt",
+            "protocol": protocol,
+            "metrics": metrics,
+        }
+
+    write_compare(tmp_path, {"emcl": record(32), "clip4clip": record(512)})
+    table = json.loads((tmp_path / "compare.json").read_text())
+    assert table["protocol"] == {"max_frames": 12, "split": "test"}
+    assert table["protocol_by_method"] == {"eval_block": {"emcl": 32, "clip4clip": 512}}
+    markdown = (tmp_path / "compare.md").read_text()
+    assert "per method, eval_block: emcl `32`, clip4clip `512`" in markdown
+    assert '"eval_block"' not in markdown.split("per method")[0]

@@ -100,7 +100,7 @@ def scores(model: DRL) -> torch.Tensor:
     b = batch()
     model.eval()
     with torch.no_grad():
-        return model.similarity(
+        return model.score(
             model.encode_text(b["ids"], b["mask"]), model.encode_video(b["pixels"], b["video_mask"])
         )
 
@@ -181,7 +181,7 @@ def test_emcl_inference_matches_reference_emcl_on_drl_features(case: str) -> Non
     model = double_model(case, emcl="inference")
     assert model.eval_block == 32
     with torch.no_grad():
-        sim = model.similarity(*emcl_features())
+        sim = model.score(*emcl_features())
     np.testing.assert_allclose(sim.numpy(), EMCL_GOLDEN[f"{case}__sim"], rtol=0, atol=1e-10)
 
 
@@ -192,10 +192,9 @@ def test_emcl_inference_with_beta_zero_keeps_dp_and_averages_wti() -> None:
         plain.global_emcl.em.beta = 0.0
         off = case_model(case).double().eval()
         with torch.no_grad():
-            dp = off._scores(text, video)[1]
-            dp = dp["t"] @ dp["v"].t()
-            expected = blend * dp + (1 - blend) * off.similarity(text, video)
-            torch.testing.assert_close(plain.similarity(text, video), expected)
+            dp = off.prepare_text(text)["global"] @ off.prepare_video(video)["global"].t()
+            expected = blend * dp + (1 - blend) * off.score(text, video)
+            torch.testing.assert_close(plain.score(text, video), expected)
 
 
 def test_emcl_inference_leaves_training_loss_alone() -> None:

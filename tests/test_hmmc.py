@@ -98,7 +98,7 @@ def scores(model: HMMC) -> torch.Tensor:
     b = batch()
     model.eval()
     with torch.no_grad():
-        return model.similarity(
+        return model.score(
             model.encode_text(b["ids"], b["mask"]), model.encode_video(b["pixels"], b["video_mask"])
         )
 
@@ -151,7 +151,7 @@ def test_emcl_inference_matches_reference_emcl_on_hmmc_features() -> None:
     text = {"sentence": torch.from_numpy(EMCL_GOLDEN["query"])}
     video = {k: torch.from_numpy(EMCL_GOLDEN[k]) for k in ("video", "frames")}
     with torch.no_grad():
-        sim = model.similarity(text, video)
+        sim = model.score(text, video)
     np.testing.assert_allclose(sim.numpy(), EMCL_GOLDEN["sim"], rtol=0, atol=1e-10)
 
 

@@ -34,7 +34,7 @@ def test_eval_scores_match_reference():
     g = golden(FIXTURE)
     model = xclip()
     with torch.no_grad():
-        sim = model.similarity(*features(model, g))
+        sim = model.score(*features(model, g))
     expected = g["sim"] / model.logit_scale.detach()
     torch.testing.assert_close(sim, expected, atol=ATOL, rtol=0)
 
@@ -51,7 +51,7 @@ def test_emcl_inference_replaces_the_video_sentence_term_as_the_reference_em():
     model.emcl.em.mu = g["emcl_inference_mu"].float()
     text, video = features(model, g)
     with torch.no_grad():
-        sim = model.double().similarity(in_float64(text), in_float64(video))
+        sim = model.double().score(in_float64(text), in_float64(video))
     torch.testing.assert_close(sim, g["emcl_inference_sim"], atol=1e-6, rtol=0)
 
 
@@ -61,8 +61,8 @@ def test_emcl_with_zero_beta_changes_nothing():
     settings = {"k": 7, "stage_num": 10, "lamd": 0.1, "beta": 0.0}
     plain, plugged = xclip(), xclip(emcl="inference", emcl_inference=settings)
     with torch.no_grad():
-        expected = plain.similarity(*features(plain, g))
-        sim = plugged.similarity(*features(plugged, g))
+        expected = plain.score(*features(plain, g))
+        sim = plugged.score(*features(plugged, g))
     torch.testing.assert_close(sim, expected, atol=0, rtol=0)
 
 
@@ -110,7 +110,7 @@ def identity_model(**method) -> XCLIP:
 def test_identity_matrices_reduce_to_the_closed_form():
     text, video = random_features()
     with torch.no_grad():
-        sim = identity_model().similarity(text, video)
+        sim = identity_model().score(text, video)
     expected = torch.tensor(
         [
             [
@@ -129,7 +129,7 @@ def test_identity_matrices_reduce_to_the_closed_form():
 def test_masked_padding_equals_the_closed_form_on_real_positions_only():
     text, video = random_features()
     with torch.no_grad():
-        sim = identity_model(mask_padding=True).similarity(text, video)
+        sim = identity_model(mask_padding=True).score(text, video)
     for t in range(3):
         words = text["words"][t][text["word_mask"][t].bool()]
         for v in range(4):
@@ -149,8 +149,8 @@ def test_padded_words_and_frames_count_only_without_masking(mask_padding):
         video, frames=torch.where(video["video_mask"][..., None] == 0, -0.2, video["frames"])
     )
     with torch.no_grad():
-        before = model.similarity(text, video)
-        after = model.similarity(noisy_text, noisy_video)
+        before = model.score(text, video)
+        after = model.score(noisy_text, noisy_video)
     assert torch.allclose(after, before, atol=1e-12) == mask_padding
 
 
