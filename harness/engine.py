@@ -163,7 +163,9 @@ def run(config: Config, task: Task, request: RunRequest, accelerator: Accelerato
         "notes": evaluation.notes,
     }
     schema.check_record(record)
-    log_final(accelerator, record["metrics"], trained["steps"])
+    log_final(
+        accelerator, record["metrics"], trained.get("steps", 0) if isinstance(trained, dict) else 0
+    )
     if accelerator.is_main_process:
         results.atomic_write_text(out / CONFIG_FILE, to_yaml(config))
         results.write_run(out, record, evaluation.samples)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -10,7 +12,7 @@ from torch.utils.data import DataLoader
 
 from harness.data import CaptionDataset, PairDataset, VideoDataset
 from harness.data_types import VideoTextPairs
-from harness.encoder import VideoTextEncoder
+from harness.encoder import CheckpointError, VideoTextEncoder
 from harness.evaluation import sharded_map
 from harness.metrics import (
     best_sentence_scores,
@@ -19,6 +21,7 @@ from harness.metrics import (
     retrieval_ranks,
 )
 from harness.metrics.postprocess import QB_NORM
+from harness.results import atomic_write_text
 from harness.retrieval import Features, RetrievalModel
 from harness.samplers import GroupedRoundSampler
 from harness.task import EvalOutput
@@ -28,11 +31,31 @@ from tasks.common import VideoTask, train_dataloader
 TOP_K_SAMPLES = 5
 
 
+BANK_FILE = "qb_norm_bank.json"  # in each checkpoint folder
+
+
 class RetrievalTask(VideoTask):
     """Trains and evaluates a registered retrieval method on a registered dataset."""
 
     name = "retrieval"
     main_metric = ("t2v", "R@1")
+
+    saved_bank: list[str] | None = None
+
+    def use_checkpoint(self, folder: Path) -> None:
+        super().use_checkpoint(folder)
+        path = folder / BANK_FILE
+        if path.is_file():  # checkpoints written before QB-Norm existed have none
+            try:
+                self.saved_bank = json.loads(path.read_text())["captions"]
+            except (ValueError, KeyError, TypeError) as exc:
+                raise CheckpointError(
+                    f"{path} is damaged ({exc}): restore it from the run's other checkpoint"
+                ) from None
+
+    def save_with_checkpoint(self, folder: Path) -> None:
+        super().save_with_checkpoint(folder)
+        atomic_write_text(folder / BANK_FILE, json.dumps({"captions": self.bank_captions}))
 
     def setup(self, train: bool = True) -> None:
         dataset = self.load_dataset()
@@ -40,10 +63,12 @@ class RetrievalTask(VideoTask):
         self.tokenizer = self.text_tokenizer(all_train.captions)
         self.train_pairs = self.usable(all_train) if train else all_train
         self.train_video_ids = list(all_train.video_ids)
+        # QB-Norm's query bank: the checkpoint's own (later edits of the training captions
+        # change nothing), else a seeded draw of training captions
         bank = postprocessing.bank_indices(
             all_train.num_captions, self.config["eval"]["qb_norm_bank"], self.config["seed"]
         )
-        self.bank_captions = [all_train.captions[i] for i in bank]
+        self.bank_captions = self.saved_bank or [all_train.captions[i] for i in bank]
         self.test_pairs = self.usable(dataset.pairs(self.config["eval"]["split"]))
 
     def make_method(

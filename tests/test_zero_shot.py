@@ -17,6 +17,7 @@ import tasks  # noqa: F401  (registers the tasks and datasets)
 from harness.data import CaptionDataset, VideoDataset
 from harness.leaderboard.protocol import protocol_from_yaml, protocol_of_run
 from harness.registry import TASKS
+from harness.video import pixels_from_uint8
 from tests.cli import read_results, run_cli
 from tests.openai_layout import openai_state_dict, save_jit_archive, tiny_clip
 
@@ -65,7 +66,8 @@ def plain_clip_scores(model, config: dict) -> np.ndarray:
         text = [_projected(model.get_text_features(**_text_inputs(c))) for c in captions]
         video = []
         for item in videos:
-            frames = _projected(model.get_image_features(pixel_values=item["pixels"]))
+            pixels = pixels_from_uint8(item["frames"], item["video_mask"])
+            frames = _projected(model.get_image_features(pixel_values=pixels))
             frames = frames / frames.norm(dim=-1, keepdim=True)
             mean = frames[item["video_mask"].bool()].mean(dim=0)
             video.append(mean / mean.norm())
