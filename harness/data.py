@@ -210,10 +210,15 @@ PREFETCH_BATCHES = 4  # per worker: enough to hide a slow video behind the other
 
 def worker_count(num_workers: int | str) -> int:
     """``data.num_workers`` as a count: ``auto`` is the CPU cores this process may use, shared
-    with the other processes of this node (``LOCAL_WORLD_SIZE``), at least 1 and at most 8."""
+    with the other processes of this node (``LOCAL_WORLD_SIZE``), at least 1 and at most 8; 0 for
+    a multi-process run without CUDA (gloo)."""
     if num_workers != "auto":
         return int(num_workers)
     local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    if local_processes > 1 and not torch.cuda.is_available():
+        # Forking loader workers beside gloo's threads can deadlock the child (seen in 2-process
+        # CPU runs): several CPU processes decode in their main processes instead.
+        return 0
     cores = len(os.sched_getaffinity(0))
     return min(MAX_AUTO_WORKERS, max(1, cores // local_processes))
 

@@ -51,7 +51,9 @@ def test_auto_workers_are_the_cores_per_process_at_most_8(monkeypatch):
     monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
     assert loader_options("auto", persistent=True)["num_workers"] == min(8, cores)
     monkeypatch.setenv("LOCAL_WORLD_SIZE", str(cores * 4))
-    assert loader_options("auto", persistent=True)["num_workers"] == 1
+    # several processes share the cores; without CUDA (gloo) they decode in their main processes
+    expected = 1 if torch.cuda.is_available() else 0
+    assert loader_options("auto", persistent=True)["num_workers"] == expected
     options = loader_options(3, persistent=True)
     assert options["persistent_workers"] and options["prefetch_factor"] >= 2
     assert options["pin_memory"] == torch.cuda.is_available()
