@@ -15,14 +15,15 @@ temporaries of the step), and, against the full-batch case, the peak ratio and t
 from __future__ import annotations
 
 import argparse
-import json
-import multiprocessing
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+
+from benchmarks.fresh_process import case_context, positive, positive_list, run_in_fresh_process
+from harness.results import write_json
 
 WORKER_MODULE = "benchmarks.memory_case"
 DEFAULT_OUT = Path("runs/bench/memory.json")
@@ -34,48 +35,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The benchmark's command-line arguments."""
     parser = argparse.ArgumentParser(prog="benchmarks.memory", description=__doc__.splitlines()[0])
     parser.add_argument("--encoder", choices=ENCODER_NAMES, default="tiny", help="(tiny)")
-    parser.add_argument("--batch", type=_positive, default=128, help="global batch B (128)")
-    parser.add_argument("--micro", type=_int_list, help="micro-batches (B/2,B/4,B/8)")
-    parser.add_argument("--frames", type=_positive, default=8, help="frames per video (8)")
+    parser.add_argument("--batch", type=positive, default=128, help="global batch B (128)")
+    parser.add_argument(
+        "--micro", type=positive_list("64,32,16"), help="micro-batches (B/2,B/4,B/8)"
+    )
+    parser.add_argument("--frames", type=positive, default=8, help="frames per video (8)")
     parser.add_argument("--method", default="emcl", help="retrieval method (emcl)")
-    parser.add_argument("--threads", type=_positive, help="torch threads (default: torch's)")
+    parser.add_argument("--threads", type=positive, help="torch threads (default: torch's)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"json file ({DEFAULT_OUT})")
     return parser.parse_args(argv)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _int_list(text: str) -> list[int]:
-    try:
-        return [_positive(part) for part in text.split(",")]
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"expected sizes like 64,32,16, got {text!r}") from None
-
-
-def _case_entry(case: dict[str, Any]) -> None:
-    from benchmarks.memory_case import run_case  # preloaded by the fork server
-
-    run_case(case)
-
-
-def run_in_fresh_process(case: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Run ``case`` in a new process; its record, or ``{"error": why}`` if the process failed."""
-    process = context.Process(target=_case_entry, args=(case,))
-    process.start()
-    process.join()
-    if process.exitcode == 0:
-        return json.loads(Path(case["record"]).read_text())
-    if process.exitcode == -9:
-        return {"error": "killed (SIGKILL: out of memory?)"}
-    return {"error": f"case process exited with status {process.exitcode} (traceback above)"}
 
 
 def measure(args: argparse.Namespace, context: Any, folder: Path) -> list[dict[str, Any]]:
@@ -92,7 +60,7 @@ def measure(args: argparse.Namespace, context: Any, folder: Path) -> list[dict[s
             "threads": args.threads,
             "record": str(folder / f"{micro}.json"),
         }
-        record = run_in_fresh_process(case, context)
+        record = run_in_fresh_process(WORKER_MODULE, case, context)
         row = {"micro_batch": micro, **record}
         if "peak_bytes" in record:
             row["peak_mib"] = record["peak_bytes"] / MIB
@@ -129,8 +97,7 @@ def print_table(result: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; writes the json and prints the table. Exit status 0."""
     args = parse_args(argv)
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([WORKER_MODULE])
+    context = case_context(WORKER_MODULE)
     with TemporaryDirectory() as tmp:
         rows = measure(args, context, Path(tmp))
     result = {
@@ -140,8 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         "frames": args.frames,
         "rows": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out, result)
     print_table(result)
     print(f"written to {args.out}")
     return 0

@@ -25,8 +25,6 @@ from a server that imported torch once, so a case costs no import time.
 from __future__ import annotations
 
 import argparse
-import json
-import multiprocessing
 import os
 import time
 from importlib.metadata import version
@@ -36,6 +34,9 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+
+from benchmarks.fresh_process import case_context, positive, positive_list, run_in_fresh_process
+from harness.results import write_json
 
 METHODS = {
     "emcl": "EMCL-Net",
@@ -73,7 +74,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="benchmarks.similarity", description=__doc__.splitlines()[0]
     )
     parser.add_argument(
-        "--sizes", type=_int_list, default=[1000, 5000], help="N of each N x N case (1000,5000)"
+        "--sizes",
+        type=positive_list("1000,5000"),
+        default=[1000, 5000],
+        help="N of each N x N case (1000,5000)",
     )
     parser.add_argument(
         "--methods",
@@ -84,14 +88,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--width", type=_width, default=512, help="feature width D (a multiple of 8: 512)"
     )
-    parser.add_argument("--words", type=_positive, default=32, help="tokens per text L (32)")
-    parser.add_argument("--frames", type=_positive, default=12, help="frames per video F (12)")
+    parser.add_argument("--words", type=positive, default=32, help="tokens per text L (32)")
+    parser.add_argument("--frames", type=positive, default=12, help="frames per video F (12)")
     parser.add_argument(
-        "--block", type=_positive, help="tile side (default: each method's eval.block_size)"
+        "--block", type=positive, help="tile side (default: each method's eval.block_size)"
     )
     parser.add_argument(
         "--threads",
-        type=_positive,
+        type=positive,
         help="torch threads per case (default: torch's, i.e. OMP_NUM_THREADS or every core)",
     )
     parser.add_argument("--seed", type=int, default=0)
@@ -105,30 +109,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
 def _width(text: str) -> int:
-    value = _positive(text)
+    value = positive(text)
     if value % 8:
         raise argparse.ArgumentTypeError(f"expected a multiple of 8 (HMMC's 8 heads), got {value}")
     return value
-
-
-def _int_list(text: str) -> list[int]:
-    try:
-        return [_positive(part) for part in text.split(",")]
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(
-            f"expected positive sizes like 1000,5000, got {text!r}"
-        ) from None
 
 
 def _method_list(text: str) -> list[str]:
@@ -162,24 +147,6 @@ def total_ram() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def _case_entry(case: dict[str, Any]) -> None:
-    from benchmarks.similarity_case import run_case  # preloaded by the fork server
-
-    run_case(case)
-
-
-def run_in_fresh_process(case: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Run ``case`` in a new process; its record, or ``{"error": why}`` if the process failed."""
-    process = context.Process(target=_case_entry, args=(case,))
-    process.start()
-    process.join()
-    if process.exitcode == 0:
-        return json.loads(Path(case["record"]).read_text())
-    if process.exitcode == -9:
-        return {"error": "killed (SIGKILL: out of memory?)"}
-    return {"error": f"case process exited with status {process.exitcode} (traceback above)"}
-
-
 def measure(
     method: str, size: int, args: argparse.Namespace, folder: Path, context: Any
 ) -> dict[str, Any]:
@@ -198,7 +165,9 @@ def measure(
 
     def run(mode: str) -> dict[str, Any]:
         record = str(folder / f"{method}-{size}-{mode}.json")
-        return run_in_fresh_process({**settings, "mode": mode, "record": record}, context)
+        return run_in_fresh_process(
+            WORKER_MODULE, {**settings, "mode": mode, "record": record}, context
+        )
 
     tiled = run("tiled")
     if "error" in tiled:
@@ -279,14 +248,6 @@ def machine() -> dict[str, Any]:
     }
 
 
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write ``data`` to ``path`` through a temporary sibling (never half-written)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    tmp.replace(path)
-
-
 def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
@@ -355,8 +316,7 @@ def print_tables(rows: list[dict[str, Any]], settings: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark, print the table and write the json; returns the exit status."""
     args = parse_args(argv)
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([WORKER_MODULE])
+    context = case_context(WORKER_MODULE)
     settings = {
         key: getattr(args, key)
         for key in ("width", "words", "frames", "block", "threads", "seed", "naive_ram_fraction")

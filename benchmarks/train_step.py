@@ -33,14 +33,16 @@ from typing import Any
 import torch
 
 from benchmarks.data_wait import data_wait
+from benchmarks.fresh_process import positive
 from benchmarks.gemm import gemm_peaks
 from benchmarks.loader_rate import shape_rates, workers_needed
-from benchmarks.similarity import machine, write_json
+from benchmarks.similarity import machine
 from benchmarks.step_overhead import BareLoop, bare_copy, compare_steps, step_flops
 from harness.config import Config, resolve_config
 from harness.data import loader_options
 from harness.engine import make_accelerator, prepare_training
 from harness.registry import TASKS
+from harness.results import write_json
 
 DEFAULT_OUT = Path("runs/bench/train.json")
 # An H100 step of ViT-B/32 on 128 clips x 12 frames (about 41 TFLOP, 0.35 s in bf16).
@@ -56,13 +58,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="benchmarks.train_step", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("--steps", type=_positive, default=2, help="steps per timed block (2)")
-    parser.add_argument("--repeats", type=_positive, default=8, help="engine/bare rounds (8)")
+    parser.add_argument("--steps", type=positive, default=2, help="steps per timed block (2)")
+    parser.add_argument("--repeats", type=positive, default=8, help="engine/bare rounds (8)")
     parser.add_argument(
-        "--train-videos", type=_positive, default=64, help="synthvtt training videos (64)"
+        "--train-videos", type=positive, default=64, help="synthvtt training videos (64)"
     )
     parser.add_argument(
-        "--videos", type=_positive, default=8, help="generated videos per loader shape (8)"
+        "--videos", type=positive, default=8, help="generated videos per loader shape (8)"
     )
     parser.add_argument(
         "--video-seconds", type=float, default=10.0, help="length of the real-shape videos (10)"
@@ -82,7 +84,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="override one setting of the default config (repeatable)",
     )
     parser.add_argument(
-        "--gemm-size", type=_positive, help="GEMM matrix side (2048 on CPU, 8192 on CUDA)"
+        "--gemm-size", type=positive, help="GEMM matrix side (2048 on CPU, 8192 on CUDA)"
     )
     parser.add_argument(
         "--loader-seconds",
@@ -93,16 +95,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workdir", type=Path, help="keep the data and runs here (default: temp)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"json file ({DEFAULT_OUT})")
     return parser.parse_args(argv)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def bench_config(args: argparse.Namespace, root: Path) -> Config:

@@ -52,13 +52,8 @@ class _GatherLocalGrad(torch.autograd.Function):
         return grad[ctx.rank * ctx.size : (ctx.rank + 1) * ctx.size]
 
 
-class _GatherSumGrad(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
-        ctx.rank, ctx.size = rank(), tensor.shape[0]
-        parts = [torch.empty_like(tensor) for _ in range(world_size())]
-        dist.all_gather(parts, tensor.contiguous())
-        return torch.cat(parts, dim=0)
+class _GatherSumGrad(_GatherLocalGrad):
+    """The same gather; the backward sums the gradient over ranks."""
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
