@@ -6,10 +6,36 @@ import os
 import resource
 import subprocess
 import sys
+from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
 
 from tests.conftest import REPO_ROOT
+
+# A synthvtt run that takes seconds on a CPU: few videos, frames and steps.
+TINY_SYNTHVTT: dict[str, str | int] = {
+    "synthvtt.train_videos": 24,
+    "synthvtt.test_videos": 16,
+    "synthvtt.val_videos": 4,
+    "train.epochs": 1,
+    "train.batch_size": 8,
+    "eval.batch_size": 16,
+    "eval.block_size": 8,
+    "data.max_frames": 4,
+}
+
+
+def tiny_overrides(changes: Mapping[str, str | int | None] | None = None) -> list[str]:
+    """The ``-o key=value`` arguments of a tiny synthvtt run (:data:`TINY_SYNTHVTT`) with
+    ``changes`` applied: a key set to a value replaces or adds it, set to None drops it (the
+    config's default applies)."""
+    settings = {**TINY_SYNTHVTT, **(changes or {})}
+    return [
+        arg
+        for key, value in settings.items()
+        if value is not None
+        for arg in ("-o", f"{key}={value}")
+    ]
 
 
 def run_cli(

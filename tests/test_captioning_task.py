@@ -11,16 +11,19 @@ from baselines.captioning_emcl import EMCLCaptioner
 from harness.decoding import beam_search, greedy_decode
 from harness.encoder import VideoTextEncoder, build_clip
 from harness.text import WordTokenizer
-from tests.cli import read_results, run_cli
+from tests.cli import read_results, run_cli, tiny_overrides
 
-SMALL = [
-    "-o", "synthvtt.train_videos=48",
-    "-o", "synthvtt.test_videos=24",
-    "-o", "synthvtt.val_videos=8",
-    "-o", "train.epochs=1",
-    "-o", "train.batch_size=16",
-    "-o", "eval.batch_size=8",
-]  # fmt: skip
+SMALL = tiny_overrides(
+    {
+        "synthvtt.train_videos": 48,
+        "synthvtt.test_videos": 24,
+        "synthvtt.val_videos": 8,
+        "train.batch_size": 16,
+        "eval.batch_size": 8,
+        "eval.block_size": None,
+        "data.max_frames": None,
+    }
+)
 METRICS = {"BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr"}
 TOKENIZER = WordTokenizer.train(["a b c d e f g h i j k l m n o p"])
 

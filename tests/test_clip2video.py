@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from cli import read_results, run_cli
+from cli import read_results, run_cli, tiny_overrides
 from conftest import FIXTURES, REPO_ROOT
 from transformers import CLIPModel
 
@@ -204,9 +204,7 @@ def test_tiny_run_trains_and_writes_results(tmp_path):
     result = run_cli(
         "--task", "retrieval", "--method", "clip2video", "--data-root", str(tmp_path / "data"),
         "--output-dir", str(out), "-o", "method.emcl=inference",
-        "-o", "synthvtt.train_videos=24", "-o", "synthvtt.test_videos=16",
-        "-o", "synthvtt.val_videos=4", "-o", "train.epochs=1", "-o", "train.batch_size=8",
-        "-o", "eval.batch_size=16", "-o", "data.max_frames=4",
+        *tiny_overrides({"eval.block_size": None}),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     record = read_results(out)

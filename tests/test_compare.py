@@ -6,19 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli import read_results, run_cli
+from tests.cli import read_results, run_cli, tiny_overrides
 
 METHODS = ["emcl", "clip4clip", "xclip", "drl", "hmmc"]
-TINY = [
-    "-o", "synthvtt.train_videos=24",
-    "-o", "synthvtt.test_videos=16",
-    "-o", "synthvtt.val_videos=4",
-    "-o", "train.epochs=1",
-    "-o", "train.batch_size=8",
-    "-o", "eval.batch_size=16",
-    "-o", "eval.block_size=8",
-    "-o", "data.max_frames=4",
-]  # fmt: skip
+TINY = tiny_overrides()
 
 
 @pytest.fixture(scope="module")

@@ -16,18 +16,13 @@ import pytest
 from harness.video import VideoReadError, load_clip_uint8
 from tasks.datasets.msrvtt import load_msrvtt_pairs
 from tasks.datasets.synthvtt import ensure_synthvtt
-from tests.cli import read_results, read_samples, run_cli
+from tests.cli import read_results, read_samples, run_cli, tiny_overrides
 from tests.conftest import REPO_ROOT
 
 SIZES = {"train_videos": 24, "val_videos": 4, "test_videos": 24}
-TINY = [
-    *[arg for key, value in SIZES.items() for arg in ("-o", f"synthvtt.{key}={value}")],
-    "-o", "train.epochs=1",
-    "-o", "train.batch_size=8",
-    "-o", "eval.batch_size=8",
-    "-o", "eval.block_size=8",
-    "-o", "data.max_frames=4",
-]  # fmt: skip
+TINY = tiny_overrides(
+    {f"synthvtt.{key}": value for key, value in SIZES.items()} | {"eval.batch_size": 8}
+)
 # Address-space cap of each process of an evaluation run: listing every position of 10^9 claimed
 # frames takes tens of GB, a tiny run needs under 2 GB.
 MEMORY_CAP = 4 * 2**30

@@ -12,19 +12,11 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from harness.config import ConfigError
 from harness.data import loader_options, model_input
 from harness.video import CLIP_MEAN, CLIP_STD
-from tests.cli import read_results, read_samples, run_cli
+from tests.cli import read_results, read_samples, run_cli, tiny_overrides
 
 TINY = [
     "--task", "retrieval", "--method", "emcl",
-    "-o", "synthvtt.train_videos=24",
-    "-o", "synthvtt.test_videos=16",
-    "-o", "synthvtt.val_videos=4",
-    "-o", "train.epochs=2",
-    "-o", "train.batch_size=8",
-    "-o", "eval.batch_size=16",
-    "-o", "eval.block_size=8",
-    "-o", "data.max_frames=4",
-    "-o", "data.cache_in_memory=true",
+    *tiny_overrides({"train.epochs": 2, "data.cache_in_memory": "true"}),
 ]  # fmt: skip
 
 

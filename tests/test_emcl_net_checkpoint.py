@@ -27,20 +27,13 @@ from harness.emcl import seeded_mu
 from harness.encoder import CheckpointError, VideoTextEncoder, clip_config_from_openai
 from harness.reference_checkpoint import read_state_dict
 from harness.registry import METHODS, TASKS
-from tests.cli import read_results, run_cli
+from tests.cli import read_results, run_cli, tiny_overrides
 from tests.openai_layout import WIDTH, openai_state_dict, tiny_clip
 
 GOLDEN = np.load(FIXTURES / "emcl_net_checkpoint.npz")
 METHOD = yaml.safe_load((REPO_ROOT / "baselines/configs/retrieval/emcl.yaml").read_text())["method"]
 CLOSE = dict(rtol=1e-5, atol=1e-5)
-DATA = [
-    "-o", "synthvtt.train_videos=24",
-    "-o", "synthvtt.test_videos=16",
-    "-o", "synthvtt.val_videos=4",
-    "-o", "eval.batch_size=16",
-    "-o", "eval.block_size=8",
-    "-o", "data.max_frames=4",
-]  # fmt: skip
+DATA = tiny_overrides({"train.epochs": None, "train.batch_size": None})
 
 
 def golden_state_dict() -> dict[str, torch.Tensor]:

@@ -9,17 +9,18 @@ import numpy as np
 import pytest
 
 from harness.metrics import summarize_ranks
-from tests.cli import read_results, read_samples, run_cli
+from tests.cli import read_results, read_samples, run_cli, tiny_overrides
 
-SMALL = [
-    "-o", "synthvtt.train_videos=48",
-    "-o", "synthvtt.test_videos=40",
-    "-o", "synthvtt.val_videos=8",
-    "-o", "train.epochs=1",
-    "-o", "train.batch_size=16",
-    "-o", "eval.batch_size=16",
-    "-o", "eval.block_size=16",
-]  # fmt: skip
+SMALL = tiny_overrides(
+    {
+        "synthvtt.train_videos": 48,
+        "synthvtt.test_videos": 40,
+        "synthvtt.val_videos": 8,
+        "train.batch_size": 16,
+        "eval.block_size": 16,
+        "data.max_frames": None,
+    }
+)
 
 
 @pytest.fixture(scope="module")

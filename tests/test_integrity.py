@@ -10,18 +10,9 @@ import pytest
 import torch
 
 from tasks.integrity import row_change, split_hygiene
-from tests.cli import read_results, run_cli
+from tests.cli import read_results, run_cli, tiny_overrides
 
-TINY = [
-    "-o", "synthvtt.train_videos=24",
-    "-o", "synthvtt.test_videos=16",
-    "-o", "synthvtt.val_videos=4",
-    "-o", "train.batch_size=8",
-    "-o", "eval.batch_size=16",
-    "-o", "eval.block_size=4",
-    "-o", "data.max_frames=4",
-    "-o", "eval.qb_norm_bank=40",
-]  # fmt: skip
+TINY = tiny_overrides({"train.epochs": None, "eval.block_size": 4, "eval.qb_norm_bank": 40})
 METHODS = ("emcl", "clip4clip", "xclip", "drl", "hmmc")
 
 

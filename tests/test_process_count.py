@@ -9,17 +9,17 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from tests.cli import read_results, run_cli
+from tests.cli import read_results, run_cli, tiny_overrides
 
-TINY = [
-    "-o", "synthvtt.train_videos=12",
-    "-o", "synthvtt.test_videos=8",
-    "-o", "synthvtt.val_videos=4",
-    "-o", "train.epochs=1",
-    "-o", "train.batch_size=16",
-    "-o", "eval.batch_size=8",
-    "-o", "data.max_frames=4",
-]  # fmt: skip
+TINY = tiny_overrides(
+    {
+        "synthvtt.train_videos": 12,
+        "synthvtt.test_videos": 8,
+        "train.batch_size": 16,
+        "eval.batch_size": 8,
+        "eval.block_size": None,
+    }
+)
 
 
 def train(data_root: Path, out: Path, *overrides: str, processes: int = 1) -> dict:

@@ -15,17 +15,9 @@ from baselines.qa_emcl import attention_pool
 from harness.registry import UnknownNameError
 from harness.samplers import EpochShuffle
 from run import parse_args, resolve_config
-from tests.cli import read_results, read_samples, run_cli
+from tests.cli import read_results, read_samples, run_cli, tiny_overrides
 
-TINY = [
-    "-o", "synthvtt.train_videos=24",
-    "-o", "synthvtt.test_videos=16",
-    "-o", "synthvtt.val_videos=4",
-    "-o", "train.epochs=1",
-    "-o", "train.batch_size=16",
-    "-o", "eval.batch_size=16",
-    "-o", "data.max_frames=4",
-]  # fmt: skip
+TINY = tiny_overrides({"train.batch_size": 16, "eval.block_size": None})
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from harness.checkpoints import KILL_HOOK, completed_checkpoints, latest_checkpoint
-from tests.cli import read_results, read_samples, run_cli
+from tests.cli import read_results, read_samples, run_cli, tiny_overrides
 
 # 24 videos x 5 captions / batch 8 = 15 steps an epoch, 30 in all; a checkpoint every 4 steps
 # and at epoch ends, the newest 2 kept. CLIP4Clip's tightTransf draws dropout masks in training,
@@ -20,15 +20,7 @@ from tests.cli import read_results, read_samples, run_cli
 TINY = [
     "--task", "retrieval", "--method", "clip4clip",
     "-o", "method.sim_header=tightTransf",
-    "-o", "synthvtt.train_videos=24",
-    "-o", "synthvtt.test_videos=16",
-    "-o", "synthvtt.val_videos=4",
-    "-o", "train.epochs=2",
-    "-o", "train.batch_size=8",
-    "-o", "eval.batch_size=16",
-    "-o", "eval.block_size=8",
-    "-o", "data.max_frames=4",
-    "-o", "train.checkpoint_every=4",
+    *tiny_overrides({"train.epochs": 2, "train.checkpoint_every": 4}),
 ]  # fmt: skip
 FINAL = "step_30"
 

@@ -11,19 +11,9 @@ import pytest
 
 from harness.text import WordTokenizer, build_tokenizer, load_tokenizer
 from tasks.common import CLIP_BPE
-from tests.cli import read_results, read_samples, run_cli
+from tests.cli import read_results, read_samples, run_cli, tiny_overrides
 
-TINY = [
-    "--task", "retrieval", "--method", "clip4clip",
-    "-o", "synthvtt.train_videos=24",
-    "-o", "synthvtt.test_videos=16",
-    "-o", "synthvtt.val_videos=4",
-    "-o", "train.epochs=1",
-    "-o", "train.batch_size=8",
-    "-o", "eval.batch_size=16",
-    "-o", "eval.block_size=8",
-    "-o", "data.max_frames=4",
-]  # fmt: skip
+TINY = ["--task", "retrieval", "--method", "clip4clip", *tiny_overrides()]
 
 
 @pytest.fixture(scope="module")

@@ -9,19 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.cli import read_results, run_cli
+from tests.cli import read_results, run_cli, tiny_overrides
 
-TINY = [
-    "-o", "synthvtt.train_videos=8",
-    "-o", "synthvtt.test_videos=16",
-    "-o", "synthvtt.val_videos=4",
-    "-o", "train.epochs=1",
-    "-o", "train.batch_size=8",
-    "-o", "eval.batch_size=16",
-    "-o", "eval.block_size=8",
-    "-o", "data.max_frames=4",
-    "-o", "eval.postprocess=[]",
-]  # fmt: skip
+TINY = tiny_overrides({"synthvtt.train_videos": 8, "eval.postprocess": "[]"})
 
 
 @pytest.fixture(scope="module")

@@ -18,18 +18,12 @@ from harness.data import CaptionDataset, VideoDataset
 from harness.leaderboard.protocol import protocol_from_yaml, protocol_of_run
 from harness.registry import TASKS
 from harness.video import pixels_from_uint8
-from tests.cli import read_results, run_cli
+from tests.cli import read_results, run_cli, tiny_overrides
 from tests.openai_layout import openai_state_dict, save_jit_archive, tiny_clip
 
 IMAGE, PATCH = 64, 32  # synthvtt's frame size
 POSITIONS = 24  # a checkpoint's text positions need only hold the run's words (synthvtt: 16)
-DATA = [
-    "-o", "synthvtt.train_videos=24",
-    "-o", "synthvtt.test_videos=16",
-    "-o", "synthvtt.val_videos=4",
-    "-o", "eval.batch_size=16",
-    "-o", "data.max_frames=4",
-]  # fmt: skip
+DATA = tiny_overrides({"train.epochs": None, "train.batch_size": None, "eval.block_size": None})
 
 
 @pytest.fixture(scope="module")
