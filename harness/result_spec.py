@@ -119,6 +119,8 @@ class Count:
 SampleCheck = Callable[[Mapping[str, Any], int, Mapping[str, Any]], None]
 # (checked non-empty samples, post-processing name or None for the run's own metrics)
 PerQueryValues = Callable[[Sequence[Mapping[str, Any]], str | None], QueryData]
+# (record, post-processing name) -> its settings, or None when the record does not say
+UnrecordedSettings = Callable[[Mapping[str, Any], str], Mapping[str, Any] | None]
 
 
 @dataclass(frozen=True)
@@ -135,7 +137,9 @@ class ResultSpec:
     leaderboard index naming the run p-values are computed against (empty when no column has a
     p-value); ``mean_rank_note``: the footnote of a value its source labels "Mean Rank" (shown
     after the mark, for the ``mean_rank`` columns); ``postprocessings``: the label of each
-    post-processed metric set, shown in its row group's header.
+    post-processed metric set, shown in its row group's header; ``unrecorded_settings``: the
+    settings of a post-processing (record, name) for records written before results.json's
+    ``protocol.postprocess`` stated them (None: not known).
     """
 
     title: str
@@ -149,6 +153,7 @@ class ResultSpec:
     mean_rank_note: str = ""
     # post-processing name (a metrics_postprocessed key) -> its label in the row group header
     postprocessings: Mapping[str, str] = field(default_factory=dict)
+    unrecorded_settings: UnrecordedSettings | None = None
 
     def __post_init__(self) -> None:
         keys = [column.key for column in self.columns]

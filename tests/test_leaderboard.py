@@ -518,3 +518,40 @@ def test_leaderboard_over_a_run_with_an_eval_folder_shows_it_once(tmp_path):
         ("EMCL-Net", "run exp"),
         ("EMCL-Net++", "run exp (inverted softmax)"),
     ]
+
+
+def test_post_processed_sets_share_a_group_only_with_equal_settings(tmp_path):
+    """An inverted softmax at another temperature is another protocol; a record written before
+    results.json stated the settings takes its temperature from its config; the reference
+    script's EMCL-Net++ (temperature 0.01) is compared with the runs at 0.01 only."""
+    emcl = {"name": "emcl", "agg_module": "seqTransf"}
+    for name, seed, change in (
+        ("stated", 50, ("protocol.postprocess", {"inverted_softmax": {"temperature": 0.01}})),
+        ("older", 60, ("config.eval", {"inverted_softmax_temp": 0.01})),
+        ("warmer", 70, ("protocol.postprocess", {"inverted_softmax": {"temperature": 0.05}})),
+    ):
+        record, samples, _ = retrieval_run(emcl, seed)
+        _set(record, *change)
+        write_run(tmp_path / name, record, samples)
+    built = build_tables(load_runs([tmp_path], lambda line: None), load_reported(REPORTED))
+    table = next(t for t in built if t.name == "retrieval_msrvtt")
+
+    def group_of(source: str):
+        return next(g for g in table.groups if any(r.source == source for r in g.rows))
+
+    paper = group_of(next(r.source for r in table.rows() if r.system == "EMCL-Net++"))
+    label = paper.protocol.label(table.spec.postprocessings)
+    assert label.endswith("uses all test queries at once (temperature=0.01)")
+    assert group_of("run stated (inverted softmax)") is paper
+    assert group_of("run older (inverted softmax)") is paper
+    assert [r.kind for r in paper.rows].count("difference") == 2
+    warmer = group_of("run warmer (inverted softmax)")
+    assert warmer is not paper and [r.kind for r in warmer.rows] == ["reproduced"]
+    assert "(temperature=0.05)" in warmer.protocol.label(table.spec.postprocessings)
+
+
+def test_reported_settings_need_their_post_processing(tmp_path):
+    text = REPORTED.read_text().replace("postprocessing: inverted_softmax, ", "", 1)
+    (tmp_path / "reported.yaml").write_text(text)
+    with pytest.raises(ValueError, match="'protocol.postprocessing_settings' must be a mapping"):
+        load_reported(tmp_path / "reported.yaml")

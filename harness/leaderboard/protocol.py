@@ -7,8 +7,10 @@ resolution, the caption language, the global training batch (its in-batch negati
 with different global batches are different experiments), how the evaluated checkpoint was
 selected (``selection``: the split its epoch was chosen on, ``None`` for the last epoch) and the
 post-processing of the scores (``postprocessing``: a ``metrics_postprocessed`` name, ``None`` for
-the raw scores). A field nobody stated stays ``None``, and ``None`` differs from every value:
-rows are compared only when their protocols are identical.
+the raw scores) with its settings (``postprocessing_settings``: temperatures, QB-Norm's bank size
+and beta, as results.json's ``protocol.postprocess`` states them). A field nobody stated stays
+``None`` (settings: empty), which differs from every value: rows are compared only when their
+protocols are identical.
 """
 
 from __future__ import annotations
@@ -49,15 +51,14 @@ class Protocol:
     language: str | None = None
     selection: str | None = None
     postprocessing: str | None = None
+    postprocessing_settings: tuple[tuple[str, str], ...] = ()
     global_batch: int | None = None
 
     def label(self, postprocessings: Mapping[str, str] | None = None) -> str:
         """One line naming every stated field, e.g. ``split test (test_split=1k-A,
         train_split=9k) · ViT-B/32 · 12 frames · 32 words · 224 px``; ``postprocessings`` maps
         a post-processing name to its label (the task's result spec)."""
-        split = f"split {self.split}"
-        if self.dataset_options:
-            split += " (" + ", ".join(f"{k}={v}" for k, v in self.dataset_options) + ")"
+        split = f"split {self.split}" + _listed(self.dataset_options)
         parts = [
             split,
             self.training,
@@ -69,7 +70,8 @@ class Protocol:
             self.selection and f"selected on {self.selection}",
             self.postprocessing
             and "post-processing: "
-            + (postprocessings or {}).get(self.postprocessing, self.postprocessing),
+            + (postprocessings or {}).get(self.postprocessing, self.postprocessing)
+            + _listed(self.postprocessing_settings),
             self.global_batch is not None and f"global batch {self.global_batch}",
         ]
         return " · ".join(part for part in parts if part)
@@ -94,7 +96,7 @@ def protocol_of_run(record: Mapping[str, Any]) -> Protocol:
     section = section if isinstance(section, Mapping) else {}
     zero_shot = record.get("training") == ZERO_SHOT
     options = {
-        key: _render(value)
+        key: value
         for key, value in section.items()
         if isinstance(value, bool | int | float | str)
         and not (isinstance(value, str) and _FILE_NAME.search(value))
@@ -102,7 +104,7 @@ def protocol_of_run(record: Mapping[str, Any]) -> Protocol:
     }
     return Protocol(
         split=str(described["split"]),
-        dataset_options=tuple(sorted(options.items())),
+        dataset_options=rendered(options),
         training=ZERO_SHOT if zero_shot else None,
         backbone=backbone_name(described.get("encoder")),
         frames=described.get("max_frames"),
@@ -143,12 +145,18 @@ def protocol_from_yaml(data: Any, where: str) -> Protocol:
     options = data.get("dataset_options") or {}
     if not isinstance(options, Mapping):
         raise ProtocolError(f"{where}: 'protocol.dataset_options' must be a mapping")
+    settings = data.get("postprocessing_settings") or {}
+    if not isinstance(settings, Mapping) or (settings and "postprocessing" not in data):
+        raise ProtocolError(
+            f"{where}: 'protocol.postprocessing_settings' must be a mapping, given with "
+            "'protocol.postprocessing'"
+        )
     for key in ("frames", "words", "resolution", "global_batch"):
         if key in data and not (isinstance(data[key], int) and not isinstance(data[key], bool)):
             raise ProtocolError(f"{where}: 'protocol.{key}' must be an integer")
     return Protocol(
         split=str(data["split"]),
-        dataset_options=tuple(sorted((str(k), _render(v)) for k, v in options.items())),
+        dataset_options=rendered(options),
         training=_text(data.get("training")),
         backbone=_text(data.get("backbone")),
         frames=data.get("frames"),
@@ -157,6 +165,7 @@ def protocol_from_yaml(data: Any, where: str) -> Protocol:
         language=_text(data.get("language")),
         selection=_text(data.get("selection")),
         postprocessing=_text(data.get("postprocessing")),
+        postprocessing_settings=rendered(settings),
         global_batch=data.get("global_batch"),
     )
 
@@ -173,6 +182,17 @@ def backbone_name(encoder: str | None) -> str | None:
             size = "B" if match.group(1).lower() in ("b", "base") else "L"
             return f"ViT-{size}/{match.group(2)}"
     return encoder if ":" in encoder else PurePath(encoder).name
+
+
+def rendered(options: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """``{"beta": 20.0, "k": 1}`` -> ``(("beta", "20.0"), ("k", "1"))``: sorted by key, values as
+    written in YAML; the form options take in a :class:`Protocol`."""
+    return tuple(sorted((str(key), _render(value)) for key, value in options.items()))
+
+
+def _listed(options: tuple[tuple[str, str], ...]) -> str:
+    """`` (a=1, b=x)``, or nothing for no options."""
+    return " (" + ", ".join(f"{k}={v}" for k, v in options) + ")" if options else ""
 
 
 def _text(value: Any) -> str | None:

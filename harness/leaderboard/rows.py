@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.leaderboard.protocol import Protocol, protocol_of_run
+from harness.leaderboard.protocol import Protocol, protocol_of_run, rendered
 from harness.leaderboard.queries import query_data
 from harness.leaderboard.records import RunRecord
 from harness.leaderboard.reported import Reported, ReportedEntry, SystemSpec
@@ -88,7 +88,8 @@ def run_rows(run: RunRecord, reported: Reported) -> list[Row]:
     for name, metrics in sorted((record.get(METRICS_POSTPROCESSED) or {}).items()):
         if isinstance(metrics, Mapping):
             system = (spec.postprocessed or {}).get(name, spec.name)
-            group = replace(protocol, postprocessing=name)
+            settings = postprocessing_settings(run, name)
+            group = replace(protocol, postprocessing=name, postprocessing_settings=settings)
             rows.append(_measured_row(run, system, variant, group, metrics, name, source))
     for row in rows:  # each post-processing has its own group, with its own reference
         row.reference = spec.reference
@@ -98,6 +99,15 @@ def run_rows(run: RunRecord, reported: Reported) -> list[Row]:
             system = f"{name.replace('_', ' ')} (baseline)"
             rows.append(Row(BASELINE, system, "", protocol, numbers, source))
     return rows
+
+
+def postprocessing_settings(run: RunRecord, name: str) -> tuple[tuple[str, str], ...]:
+    """The settings ``run`` computed post-processing ``name`` with: its results.json
+    ``protocol.postprocess.<name>``, or what its task's spec says for older records."""
+    stated = (run.record["protocol"].get("postprocess") or {}).get(name)
+    if not isinstance(stated, Mapping) and run.spec.unrecorded_settings is not None:
+        stated = run.spec.unrecorded_settings(run.record, name)
+    return rendered(stated) if isinstance(stated, Mapping) else ()
 
 
 def variant_of(spec: SystemSpec, config: Mapping[str, Any]) -> str:

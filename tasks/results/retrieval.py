@@ -28,6 +28,7 @@ from harness.result_spec import (
     QueryData,
     ResultSpec,
     is_number,
+    metric_value,
     require_field,
 )
 
@@ -101,6 +102,15 @@ def _per_query(samples: Sequence[Mapping[str, Any]], postprocessing: str | None)
     return QueryData(columns, ranks)
 
 
+def _unrecorded_settings(record: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
+    """Records written before ``protocol.postprocess``: the inverted softmax, the one
+    post-processing of that time, used the config's ``eval.inverted_softmax_temp``."""
+    temperature = metric_value(record.get("config") or {}, ("eval", "inverted_softmax_temp"))
+    if name != "inverted_softmax" or temperature is None:
+        return None
+    return {"temperature": temperature}
+
+
 SPEC = ResultSpec(
     title="Text-video retrieval",
     columns=_columns(),
@@ -120,6 +130,7 @@ SPEC = ResultSpec(
         "dsl": "DSL, CAMoE's dual softmax, uses all test queries at once",
         "qb_norm": "QB-Norm, dynamic inverted softmax over a query bank of training captions",
     },
+    unrecorded_settings=_unrecorded_settings,
     mean_rank_note=(
         'the source labels this value "Mean Rank" (the seed benchmark table and the aggregators '
         "that copy it); its size (1–2 on MSR-VTT and ActivityNet, 8–12 on LSMDC, where reported "
