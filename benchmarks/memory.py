@@ -19,10 +19,10 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 
 from benchmarks.fresh_process import case_context, positive, positive_list, run_in_fresh_process
+from harness.console import report_console
 from harness.results import write_json
 
 WORKER_MODULE = "benchmarks.memory_case"
@@ -91,7 +91,7 @@ def print_table(result: dict[str, Any]) -> None:
             f"{row['wall_s']:.2f}",
             f"{row['time_ratio']:.2f}" if "time_ratio" in row else "1",
         )
-    Console().print(table)
+    report_console().print(table)
 
 
 def main(argv: list[str] | None = None) -> int:

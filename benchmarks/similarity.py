@@ -32,10 +32,10 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 
 from benchmarks.fresh_process import case_context, positive, positive_list, run_in_fresh_process
+from harness.console import report_console
 from harness.results import write_json
 
 METHODS = {
@@ -290,7 +290,7 @@ def print_tables(rows: list[dict[str, Any]], settings: dict[str, Any]) -> None:
     shape = (
         f"D={settings['width']}, L={settings['words']}, F={settings['frames']}, {threads} thread(s)"
     )
-    console = Console()
+    console = report_console()
     for title, columns in TABLES:
         table = Table(title=f"Tiled vs naive similarity: {title} ({shape})")
         table.add_column("method")

@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness import results
+from harness.console import report_console
 from harness.errors import UsageError
 from harness.leaderboard.specs import is_registered, spec_of
 from harness.result_spec import is_number
@@ -202,7 +203,7 @@ def print_compare(records: Mapping[str, Mapping[str, Any]], console: Console | N
         table.add_column(column, justify="left" if i == 0 else "right")
     for row in rows:
         table.add_row(*(_cell(value) for value in row))
-    (console or Console()).print(table)
+    (console or report_console()).print(table)
 
 
 def _seeds_text(records: Mapping[str, Mapping[str, Any]]) -> str:

@@ -15,7 +15,6 @@ import torch
 from accelerate import Accelerator, PartialState
 from accelerate.data_loader import skip_first_batches
 from accelerate.utils import broadcast_object_list, set_seed
-from rich.console import Console
 from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 
@@ -33,6 +32,7 @@ from harness.checkpoints import (
     save_checkpoint,
 )
 from harness.config import Config, load_yaml, to_yaml
+from harness.console import report_console
 from harness.data import model_input
 from harness.errors import UsageError
 from harness.monitor import TrainMonitor, check_tracker, log_final, start_trackers
@@ -110,7 +110,7 @@ def run(config: Config, task: Task, request: RunRequest, accelerator: Accelerato
     record."""
     started = time.perf_counter()
     set_seed(config["seed"])
-    console = Console()
+    console = report_console()
     saved = None
     if request.checkpoint is not None and not is_reference_file(request.checkpoint):
         saved = check_files(request.checkpoint, not request.eval_only, accelerator.process_index)

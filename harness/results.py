@@ -16,6 +16,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from harness.console import report_console
 from harness.schema import METRICS_POSTPROCESSED, RESULTS_FILE, SAMPLES_FILE, SampleRow
 
 TRACKED_PACKAGES = ("torch", "transformers", "accelerate", "datasets", "av", "tokenizers", "numpy")
@@ -104,7 +105,7 @@ def write_run(output_dir: Path, record: Mapping[str, Any], samples: Iterable[Sam
 def print_metrics_table(record: Mapping[str, Any], console: Console | None = None) -> None:
     """Print a run's metrics as a rich table: one row per metric group (those of its
     post-processed metrics included), one column per metric."""
-    console = console or Console()
+    console = console or report_console()
     title = f"{record['task']} | {record['dataset']} | {record['method']}"
     groups = _metric_groups(record["metrics"])
     for name, metrics in record.get(METRICS_POSTPROCESSED, {}).items():

@@ -218,3 +218,16 @@ def test_protocol_fields_that_differ_are_listed_per_method(tmp_path):
     markdown = (tmp_path / "compare.md").read_text()
     assert "per method, eval_block: emcl `32`, clip4clip `512`" in markdown
     assert '"eval_block"' not in markdown.split("per method")[0]
+
+
+def test_piped_output_shows_the_whole_comparison_table(comparison_run):
+    """Output to a pipe (a job log) is not a terminal: the console table still shows every
+    method's name and its full T2V R@1, not cells cut to a few characters."""
+    out, result = comparison_run
+    table = json.loads((out / "compare.json").read_text())
+    column = table["columns"].index("t2v R@1")
+    lines = result.stdout.splitlines()
+    for row in table["rows"]:
+        line = next(line for line in lines if line.startswith(f"│ {row[0]} "))
+        cells = [cell.strip() for cell in line.split("│")[1:-1]]
+        assert cells[column] == f"{row[column]:.2f}"
