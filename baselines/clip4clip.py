@@ -71,6 +71,10 @@ class CLIP4Clip(RetrievalModel):
             self.cross = build_cross_encoder(
                 encoder, method["temporal_layers"], method["cross_dropout"]
             )
+            # Its scores are the cross encoder's logits: the logit scale gets no gradient, and a
+            # parameter without one makes DDP wait for it and fail at the next step (the
+            # reference passes find_unused_parameters=True). Frozen, it is left alone alike.
+            encoder.logit_scale.requires_grad_(False)
         else:
             self.aggregator = build_temporal(encoder, self.sim_header, method["temporal_layers"])
         self.eval_block = config["eval"]["block_size"] if self.emcl is not None else None
