@@ -7,11 +7,16 @@ teacher-forced cross-entropy. The decoder is the same for every method; a method
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
 from harness.heads import Head
 from harness.temporal import init_weights
+
+if TYPE_CHECKING:
+    from harness.encoder import VideoTextEncoder
 
 # Targets of the cross-entropy that are padding.
 IGNORE = -100
@@ -19,6 +24,13 @@ IGNORE = -100
 
 class CaptioningModel(Head):
     """Shared encoder, a method's video pieces, ``memory_norm`` and the caption decoder."""
+
+    def __init__(self, encoder: VideoTextEncoder) -> None:
+        super().__init__(encoder)
+        # The captioning loss never reaches the text tower or the logit scale. DDP waits for a
+        # gradient from every trainable parameter, and a multi-process run without one fails
+        # at its second step; frozen, they are left out of the optimizer, which skipped them.
+        encoder.freeze_text_tower()
 
     def negatives_per_query(self, global_batch: int, world: int) -> None:
         """None: the captioning loss is per sample, with no negatives."""

@@ -257,6 +257,13 @@ class VideoTextEncoder(nn.Module):
         """The learnt log of the logit scale (a scalar parameter; clamp it in place)."""
         return self.clip.logit_scale
 
+    def freeze_text_tower(self) -> None:
+        """Freeze the text tower (embeddings, transformer, projection) and the logit scale, for a
+        head whose loss reads frames only."""
+        for module in (self.clip.text_model, self.clip.text_projection):
+            module.requires_grad_(False)
+        self.clip.logit_scale.requires_grad_(False)
+
     def encode_text(self, ids: torch.Tensor, mask: torch.Tensor) -> TextFeatures:
         """ids, mask (B, L) -> sentence (B, D), words (B, L, D), float32.
 
