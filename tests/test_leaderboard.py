@@ -6,13 +6,16 @@ import csv
 import json
 import subprocess
 import sys
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 import tasks  # noqa: F401  (registers the tasks, whose result specs the leaderboard reads)
 from harness.leaderboard import regenerate
+from harness.leaderboard.plots import recall_plot_png
 from harness.leaderboard.records import load_runs
 from harness.leaderboard.reported import load_reported
 from harness.leaderboard.tables import build_tables
@@ -555,3 +558,13 @@ def test_reported_settings_need_their_post_processing(tmp_path):
     (tmp_path / "reported.yaml").write_text(text)
     with pytest.raises(ValueError, match="'protocol.postprocessing_settings' must be a mapping"):
         load_reported(tmp_path / "reported.yaml")
+
+
+def test_rank_plot_has_a_row_of_panels_per_group(tables):
+    """Each row group with ranks gets its own row of panels (3.6 inches at 100 dpi), so the
+    legend beside it lists one protocol's runs."""
+    table = tables["retrieval_msrvtt"]
+    with_ranks = [g for g in table.groups if any(r.ranks for r in g.rows)]
+    assert len(with_ranks) >= 3  # 12 frames raw and inverted softmax, 8 frames raw and inverted
+    width, height = Image.open(BytesIO(recall_plot_png(table))).size
+    assert 300 * len(with_ranks) < height < 400 * len(with_ranks) and width > 1000
