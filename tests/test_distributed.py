@@ -6,10 +6,10 @@ import os
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from harness.distributed import all_gather_with_grad, gather_by_index
 from harness.retrieval import symmetric_cross_entropy
+from tests.spawn import run_workers
 
 WORLD = 2
 PER_RANK = 3
@@ -43,19 +43,10 @@ def worker(rank: int, port: int, queue) -> None:
 
 @pytest.fixture(scope="module")
 def results() -> dict:
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    procs = [ctx.Process(target=worker, args=(r, 29547, queue)) for r in range(WORLD)]
-    for proc in procs:
-        proc.start()
-    out = {}
-    for _ in procs:
-        rank, lists = queue.get(timeout=120)
-        out[rank] = {k: torch.tensor(v) for k, v in lists.items()}
-    for proc in procs:
-        proc.join(timeout=60)
-        assert proc.exitcode == 0
-    return out
+    payloads = run_workers(worker, 29547, WORLD, timeout=120)
+    return {
+        rank: {k: torch.tensor(v) for k, v in lists.items()} for rank, lists in payloads.items()
+    }
 
 
 def test_local_convention_returns_this_ranks_slice_of_the_global_gradient(results):

@@ -11,7 +11,6 @@ from contextlib import nullcontext
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 from torch.nn.parallel import DistributedDataParallel
 
 import baselines  # noqa: F401  (registers the methods)
@@ -22,6 +21,7 @@ from harness.encoder import VideoTextEncoder, build_clip
 from harness.gradient_cache import cached_backward, chunks, rows
 from harness.qa import AnswerHead
 from harness.registry import METHODS
+from tests.spawn import run_workers
 
 BATCH, FRAMES, WORDS, PIXELS, VOCAB = 8, 4, 10, 32, 60
 SOT, EOT = VOCAB - 2, VOCAB - 1
@@ -171,8 +171,7 @@ def worker(rank: int, port: int, queue) -> None:
         for (method, overrides), name in zip(CASES, IDS, strict=True):
             for mode in ("global", "local"):
                 model = make_model(method, (*overrides, f"train.gather_grad={mode}"))
-                # tightTransf leaves the logit scale unused
-                ddp = DistributedDataParallel(model, find_unused_parameters=True)
+                ddp = DistributedDataParallel(model)  # as Accelerate wraps it
                 out[name, mode, "ddp"] = full_step(ddp, batch)
             model = make_model(method, (*overrides, "train.gather_grad=global"))
             loss, _ = cached_step(model, batch)
@@ -193,22 +192,14 @@ def worker(rank: int, port: int, queue) -> None:
 
 @pytest.fixture(scope="module")
 def two_processes() -> dict:
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    procs = [ctx.Process(target=worker, args=(r, 29561, queue)) for r in range(WORLD)]
-    for proc in procs:
-        proc.start()
-    results = {}
-    for _ in procs:
-        rank, out = queue.get(timeout=300)
-        results[rank] = {
+    payloads = run_workers(worker, 29561, WORLD, timeout=300)
+    return {
+        rank: {
             k: (loss, {n: torch.tensor(g) for n, g in grads.items()})
             for k, (loss, grads) in out.items()
         }
-    for proc in procs:
-        proc.join(timeout=60)
-        assert proc.exitcode == 0
-    return results
+        for rank, out in payloads.items()
+    }
 
 
 @pytest.mark.parametrize(("method", "overrides"), CASES, ids=IDS)
