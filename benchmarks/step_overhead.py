@@ -37,15 +37,7 @@ class BareLoop:
     def __init__(self, model: torch.nn.Module, config: dict[str, Any], task: Task, steps: int):
         train = config["train"]
         self.model, self.task, self.clip = model, task, train["grad_clip"]
-        self.optimizer, self.scheduler = build_optimizer(
-            train["optimizer"],
-            model,
-            lr=train["lr"],
-            coef_lr=train["coef_lr"],
-            weight_decay=train["weight_decay"],
-            warmup=train["warmup_proportion"],
-            total_steps=steps,
-        )
+        self.optimizer, self.scheduler = build_optimizer(train, model, total_steps=steps)
 
     def loss(self, batch: dict[str, Any]) -> torch.Tensor:
         """The task's training loss of ``batch`` (a scalar tensor)."""

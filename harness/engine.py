@@ -282,13 +282,7 @@ def prepare_training(
             "lower the batch size"
         )
     optimizer, scheduler = build_optimizer(
-        train_cfg["optimizer"],
-        model,
-        lr=train_cfg["lr"],
-        coef_lr=train_cfg["coef_lr"],
-        weight_decay=train_cfg["weight_decay"],
-        warmup=train_cfg["warmup_proportion"],
-        total_steps=steps_per_epoch * train_cfg["epochs"],
+        train_cfg, model, total_steps=steps_per_epoch * train_cfg["epochs"]
     )
     prepared = accelerator.prepare(model, optimizer, *([scheduler] if scheduler else []))
     scheduler = prepared[2] if scheduler else None

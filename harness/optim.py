@@ -15,7 +15,8 @@ gradient separately. The warmup-cosine factor is the same for both (``warmup_cos
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -106,16 +107,13 @@ class BertAdam(torch.optim.Optimizer):
 
 
 def build_optimizer(
-    name: str,
-    model: nn.Module,
-    lr: float,
-    coef_lr: float,
-    weight_decay: float,
-    warmup: float,
-    total_steps: int,
+    train: Mapping[str, Any], model: nn.Module, total_steps: int
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler | None]:
-    """The optimizer and, for AdamW, its warmup-cosine LambdaLR (BertAdam schedules itself)."""
-    groups = parameter_groups(model, lr, coef_lr, weight_decay)
+    """The optimizer the config's ``train`` section names (``optimizer``, ``lr``, ``coef_lr``,
+    ``weight_decay``, ``warmup_proportion``) over ``total_steps`` optimizer steps and, for AdamW,
+    its warmup-cosine LambdaLR (BertAdam schedules itself)."""
+    name, lr, warmup = train["optimizer"], train["lr"], train["warmup_proportion"]
+    groups = parameter_groups(model, lr, train["coef_lr"], train["weight_decay"])
     if name == "bertadam":
         return BertAdam(groups, lr=lr, t_total=total_steps, warmup=warmup), None
     if name != "adamw":

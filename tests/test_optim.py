@@ -48,4 +48,5 @@ def test_bertadam_update_has_no_bias_correction_and_clips_per_tensor():
 
 def test_unknown_optimizer_is_a_clear_error():
     with pytest.raises(ConfigError, match="train.optimizer must be one of"):
-        build_optimizer("sgd", Toy(), 1e-3, 1.0, 0.0, 0.1, 10)
+        train = {"lr": 1e-3, "coef_lr": 1.0, "weight_decay": 0.0, "warmup_proportion": 0.1}
+        build_optimizer({"optimizer": "sgd", **train}, Toy(), total_steps=10)
