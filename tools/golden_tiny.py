@@ -1,6 +1,6 @@
-"""Shared pieces of tools/make_golden_drl.py and tools/make_golden_hmmc.py: a tiny random OpenAI
-CLIP built with a reference repository's own ``module_clip``, tiny inputs, the reference EMCL
-inference module, and fixture writing.
+"""Shared pieces of the golden-vector generators in tools/: a tiny random OpenAI CLIP built with
+a reference repository's own ``module_clip``, tiny inputs, the reference EMCL inference module,
+a ``timm`` stub for importing EMCL-Net, and fixture writing.
 
 Tiny shapes: width 32 in both towers and every temporal module, 2 heads (head_dim 16), 2 layers,
 16 px frames with 8 px patches, a 64-token vocabulary and 16 text positions. Weights are random
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import importlib.util
 import sys
 import types
 from collections.abc import Iterator
@@ -97,6 +98,20 @@ def cuda_is_identity() -> Iterator[None]:
         yield
     finally:
         torch.Tensor.cuda = original
+
+
+def stub_timm_when_absent() -> None:
+    """EMCL-Net imports ``timm`` only for a drop-path, inactive in eval mode: when timm is not
+    installed, register empty ``timm`` modules whose drop-path raises if it is ever called."""
+    if "timm" in sys.modules or importlib.util.find_spec("timm") is not None:
+        return
+
+    def drop_path(*_args, **_kwargs):
+        raise RuntimeError("drop path runs in training only; golden runs are in eval mode")
+
+    for name in ("timm", "timm.models", "timm.models.layers"):
+        sys.modules[name] = types.ModuleType(name)
+    sys.modules["timm.models.layers"].drop_path = drop_path
 
 
 def reference_emcl(emcl_root: Path) -> type:

@@ -27,7 +27,6 @@ Writes emcl_net_checkpoint.npz (float32): ``sd/<key>`` the checkpoint in the ref
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import tempfile
 import types
@@ -50,14 +49,7 @@ VIDEO_LENGTHS, FRAMES = (5, 3, 4, 2, 5), 5
 def import_reference(root: Path, checkpoint: Path) -> tuple[types.ModuleType, types.ModuleType]:
     """EMCL-Net's ``tvr.models.modeling`` and ``module_clip`` with the tiny CLIP file and 2-head
     builders (a timm stub when timm is absent)."""
-    if importlib.util.find_spec("timm") is None:
-
-        def drop_path(*_args, **_kwargs):
-            raise RuntimeError("drop path runs in training only; golden runs are in eval mode")
-
-        for name in ("timm", "timm.models", "timm.models.layers"):
-            sys.modules[name] = types.ModuleType(name)
-        sys.modules["timm.models.layers"].drop_path = drop_path
+    tiny.stub_timm_when_absent()
     sys.path.insert(0, str(root / EMCL_NET))
     import tvr.models.modeling as modeling
     from tvr.models import module_clip

@@ -33,6 +33,9 @@ import numpy as np
 import torch
 from torch import nn
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import golden_tiny as tiny  # noqa: E402
+
 OPENAI_COMMIT = "d05afc436d78f1c48dc0dbf8e5980a9d471f35f6"
 EMCL_COMMIT = "3af17942e8195c563e2f47af68be521100e5935f"
 JIT_INT_ATTRIBUTES = {"input_resolution": 32, "context_length": 16, "vocab_size": 64}
@@ -48,14 +51,7 @@ def import_openai_model(root: Path) -> types.ModuleType:
 
 def import_emcl_modeling(root: Path) -> types.ModuleType:
     """EMCL-Net's ``tvr.models.modeling``, with a timm stub when timm is absent."""
-    if importlib.util.find_spec("timm") is None:
-
-        def drop_path(*_args, **_kwargs):
-            raise RuntimeError("drop path is a training-only path; golden runs are in eval mode")
-
-        for name in ("timm", "timm.models", "timm.models.layers"):
-            sys.modules[name] = types.ModuleType(name)
-        sys.modules["timm.models.layers"].drop_path = drop_path
+    tiny.stub_timm_when_absent()
     sys.path.insert(0, str(root))
     import tvr.models.modeling as modeling
 
